@@ -1,0 +1,8 @@
+#pragma once
+namespace CLI {
+class App;
+}
+namespace lorakit::cli {
+// Adds every subcommand to `app`; each runs from its parse callback and throws lorakit::Error on bad input.
+void register_all(CLI::App& app);
+}  // namespace lorakit::cli

@@ -1,0 +1,91 @@
+#include "core/runtime.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+
+namespace lorakit {
+
+std::string preferred_openblas_coretype() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+  return "";
+}
+
+void ensure_blas_environment(int argc, char** argv) {
+  (void)argc;
+  const char* keep = std::getenv("LORAKIT_KEEP_CORETYPE");
+  if (keep && *keep && std::strcmp(keep, "0") != 0) return;
+  if (std::getenv("LORAKIT_REEXECUTED")) return;  // never loop
+  const std::string want = preferred_openblas_coretype();
+  if (want.empty()) return;
+  const char* have = std::getenv("OPENBLAS_CORETYPE");
+  if (have && want == have) return;
+  setenv("OPENBLAS_CORETYPE", want.c_str(), 1);
+  setenv("LORAKIT_REEXECUTED", "1", 1);
+  execv("/proc/self/exe", argv);
+  // exec failed (no /proc?): carry on with whatever OpenBLAS picked; runtime_info() reports it.
+}
+
+int configure_threads(int n) {
+  int cores = 1;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) cores = CPU_COUNT(&set);
+  if (cores < 1) cores = 1;
+  const int use = n > 0 ? n : cores;
+  at::set_num_threads(use);
+  return use;
+}
+
+namespace {
+int count_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  return 1;
+}
+
+int find_blas_cb(struct dl_phdr_info* info, size_t, void* data) {
+  auto* out = static_cast<std::string*>(data);
+  if (info->dlpi_name && std::strstr(info->dlpi_name, "blas") && out->empty()) *out = info->dlpi_name;
+  return 0;
+}
+}  // namespace
+
+RuntimeInfo runtime_info() {
+  RuntimeInfo r;
+  std::string path;
+  dl_iterate_phdr(find_blas_cb, &path);
+  using cfg_fn = char* (*)();
+  auto get_config = reinterpret_cast<cfg_fn>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
+  auto get_core = reinterpret_cast<cfg_fn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  if (get_config) {
+    r.blas = std::string("OpenBLAS ") + get_config();
+    if (!path.empty()) r.blas += " [" + path + "]";
+  } else {
+    r.blas = path.empty() ? "unknown" : path;
+  }
+  r.coretype = get_core ? get_core() : "n/a";
+  const char* env = std::getenv("OPENBLAS_CORETYPE");
+  r.coretype_env = env ? env : "(unset)";
+  r.allocator = dlsym(RTLD_DEFAULT, "tc_version") ? "tcmalloc" : "glibc malloc";
+  r.threads = at::get_num_threads();
+  r.cores = count_cores();
+  r.torch_version = TORCH_VERSION;
+  return r;
+}
+
+}  // namespace lorakit

@@ -1,0 +1,191 @@
+#include "models/bert.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/errors.h"
+
+namespace lorakit {
+namespace F = torch::nn::functional;
+
+BertEmbeddingsImpl::BertEmbeddingsImpl(const ModelConfig& c) : cfg(c) {
+  word_embeddings = register_module(
+      "word_embeddings",
+      torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id)));
+  position_embeddings = register_module(
+      "position_embeddings",
+      c.is_roberta() ? torch::nn::Embedding(torch::nn::EmbeddingOptions(c.max_position_embeddings, c.hidden_size)
+                                                 .padding_idx(c.pad_token_id))
+                     : torch::nn::Embedding(c.max_position_embeddings, c.hidden_size));
+  token_type_embeddings = register_module("token_type_embeddings", torch::nn::Embedding(c.type_vocab_size, c.hidden_size));
+  LayerNorm = register_module(
+      "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout_prob));
+}
+
+at::Tensor BertEmbeddingsImpl::forward(const at::Tensor& input_ids, const at::Tensor& token_type_ids) {
+  const int64_t T = input_ids.size(1);
+  at::Tensor pos;
+  if (cfg.is_roberta()) {
+    // RoBERTa numbers real tokens from padding_idx + 1; padding keeps padding_idx.
+    at::Tensor m = input_ids.ne(cfg.pad_token_id).to(at::kLong);
+    pos = at::cumsum(m, 1) * m + cfg.pad_token_id;
+  } else {
+    pos = at::arange(T, input_ids.options().dtype(at::kLong)).unsqueeze(0);
+  }
+  if (pos.max().item<int64_t>() >= cfg.max_position_embeddings)
+    throw Error("sequence of length " + std::to_string(T) + " exceeds max_position_embeddings " +
+                std::to_string(cfg.max_position_embeddings));
+  at::Tensor tt = token_type_ids.defined() ? token_type_ids : at::zeros_like(input_ids);
+  at::Tensor e = word_embeddings(input_ids) + token_type_embeddings(tt) + position_embeddings(pos);
+  return dropout(LayerNorm(e));
+}
+
+BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c)
+    : heads(c.num_attention_heads), head_dim(c.hidden_size / c.num_attention_heads) {
+  query = register_module("query", AdaptableLinear(c.hidden_size, c.hidden_size));
+  key = register_module("key", AdaptableLinear(c.hidden_size, c.hidden_size));
+  value = register_module("value", AdaptableLinear(c.hidden_size, c.hidden_size));
+  dropout = register_module("dropout", torch::nn::Dropout(c.attention_probs_dropout_prob));
+}
+
+at::Tensor BertSelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias) {
+  const int64_t B = x.size(0), T = x.size(1);
+  auto split = [&](const at::Tensor& t) { return t.view({B, T, heads, head_dim}).transpose(1, 2); };
+  at::Tensor q = split(query(x)), k = split(key(x)), v = split(value(x));
+  at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));
+  scores = scores + mask_bias;
+  at::Tensor probs = dropout(at::softmax(scores, -1));
+  at::Tensor ctx = at::matmul(probs, v);  // [B, heads, T, head_dim]
+  return ctx.transpose(1, 2).reshape({B, T, heads * head_dim});
+}
+
+BertResidualOutputImpl::BertResidualOutputImpl(const ModelConfig& c, int64_t in_features) {
+  dense = register_module("dense", AdaptableLinear(in_features, c.hidden_size));
+  LayerNorm = register_module(
+      "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
+  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout_prob));
+}
+
+at::Tensor BertResidualOutputImpl::forward(const at::Tensor& x, const at::Tensor& residual) {
+  return LayerNorm(dropout(dense(x)) + residual);
+}
+
+BertAttentionImpl::BertAttentionImpl(const ModelConfig& c) {
+  self = register_module("self", BertSelfAttention(c));
+  output = register_module("output", BertResidualOutput(c, c.hidden_size));
+}
+
+at::Tensor BertAttentionImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias) {
+  return output(self(x, mask_bias), x);
+}
+
+BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) : act(c.hidden_act) {
+  dense = register_module("dense", AdaptableLinear(c.hidden_size, c.intermediate_size));
+}
+
+at::Tensor BertIntermediateImpl::forward(const at::Tensor& x) {
+  at::Tensor h = dense(x);
+  if (act == "gelu") return at::gelu(h);
+  if (act == "gelu_new") return at::gelu(h, "tanh");
+  if (act == "relu") return at::relu(h);
+  if (act == "silu") return at::silu(h);
+  return at::tanh(h);
+}
+
+BertLayerImpl::BertLayerImpl(const ModelConfig& c) {
+  attention = register_module("attention", BertAttention(c));
+  intermediate = register_module("intermediate", BertIntermediate(c));
+  output = register_module("output", BertResidualOutput(c, c.intermediate_size));
+}
+
+at::Tensor BertLayerImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias) {
+  at::Tensor a = attention(x, mask_bias);
+  return output(intermediate(a), a);
+}
+
+BertEncoderImpl::BertEncoderImpl(const ModelConfig& c) {
+  layer = register_module("layer", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(BertLayer(c));
+}
+
+at::Tensor BertEncoderImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias) {
+  at::Tensor h = x;
+  for (const auto& m : *layer) h = m->as<BertLayerImpl>()->forward(h, mask_bias);
+  return h;
+}
+
+BertPoolerImpl::BertPoolerImpl(const ModelConfig& c) {
+  dense = register_module("dense", AdaptableLinear(c.hidden_size, c.hidden_size));
+}
+
+at::Tensor BertPoolerImpl::forward(const at::Tensor& hidden) {
+  return at::tanh(dense(hidden.select(1, 0)));
+}
+
+BertModelImpl::BertModelImpl(const ModelConfig& c, bool add_pooler) : cfg(c) {
+  embeddings = register_module("embeddings", BertEmbeddings(c));
+  encoder = register_module("encoder", BertEncoder(c));
+  if (add_pooler) pooler = register_module("pooler", BertPooler(c));
+}
+
+at::Tensor BertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                  const at::Tensor& token_type_ids) {
+  if (input_ids.dim() != 2) throw Error("input_ids must be [batch, seq], got " + std::to_string(input_ids.dim()) + " dims");
+  at::Tensor h = embeddings(input_ids, token_type_ids);
+  // Additive mask as Hugging Face builds it: 0 where attended, dtype-min where masked.
+  at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
+  const double neg = h.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
+                                                     : std::numeric_limits<float>::lowest();
+  at::Tensor mask_bias = (1.0 - mask.to(h.scalar_type())).unsqueeze(1).unsqueeze(2) * neg;
+  return encoder(h, mask_bias);
+}
+
+RobertaClassificationHeadImpl::RobertaClassificationHeadImpl(const ModelConfig& c) {
+  dense = register_module("dense", AdaptableLinear(c.hidden_size, c.hidden_size));
+  dropout = register_module("dropout", torch::nn::Dropout(c.classifier_dropout >= 0 ? c.classifier_dropout
+                                                                                     : c.hidden_dropout_prob));
+  out_proj = register_module("out_proj", AdaptableLinear(c.hidden_size, c.num_labels));
+}
+
+at::Tensor RobertaClassificationHeadImpl::forward(const at::Tensor& hidden) {
+  at::Tensor x = dropout(hidden.select(1, 0));
+  x = dropout(at::tanh(dense(x)));
+  return out_proj(x);
+}
+
+SequenceClassifierImpl::SequenceClassifierImpl(const ModelConfig& c) : cfg(c) {
+  base = register_module(c.base_prefix(), BertModel(c, /*add_pooler=*/!c.is_roberta()));
+  if (c.is_roberta()) {
+    classifier_head = register_module("classifier", RobertaClassificationHead(c));
+  } else {
+    dropout = register_module("dropout", torch::nn::Dropout(c.classifier_dropout >= 0 ? c.classifier_dropout
+                                                                                       : c.hidden_dropout_prob));
+    classifier_linear = register_module("classifier", AdaptableLinear(c.hidden_size, c.num_labels));
+  }
+}
+
+at::Tensor SequenceClassifierImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                           const at::Tensor& token_type_ids) {
+  at::Tensor h = base(input_ids, attention_mask, token_type_ids);
+  if (cfg.is_roberta()) return classifier_head(h);
+  return classifier_linear(dropout(base->pooler(h)));
+}
+
+void SequenceClassifierImpl::init_weights() {
+  torch::NoGradGuard g;
+  const double std = cfg.initializer_range;
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* lin = m->as<AdaptableLinearImpl>()) {
+      lin->reset_parameters(std);
+    } else if (auto* emb = m->as<torch::nn::EmbeddingImpl>()) {
+      emb->weight.normal_(0.0, std);
+      if (emb->options.padding_idx()) emb->weight[*emb->options.padding_idx()].zero_();
+    } else if (auto* ln = m->as<torch::nn::LayerNormImpl>()) {
+      ln->weight.fill_(1.0);
+      ln->bias.zero_();
+    }
+  }
+}
+
+}  // namespace lorakit

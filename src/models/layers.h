@@ -1,0 +1,43 @@
+// The linear layer every model uses for its projections. It behaves like torch::nn::Linear
+// (parameters "weight" [out, in] and "bias" [out], so checkpoint names match Hugging Face's), and
+// has one adapter slot: a tuner (LoRA, GR-LoRA, ...) attaches its layer there, registers its own
+// parameters as sub-modules of this one (e.g. "<path>.lora_A.weight"), and gets to transform the
+// output. Nothing in the model knows which tuner is attached.
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <memory>
+
+namespace lorakit {
+
+class AdaptableLinearImpl;
+
+class LinearAdapter {
+ public:
+  virtual ~LinearAdapter() = default;
+  // x: the layer input; base_out = x Wᵀ + b. Returns the layer's output.
+  virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& base_out) = 0;
+  // ΔW in the base weight's shape [out, in], as merge adds it.
+  virtual at::Tensor delta_weight() const = 0;
+  // While merged, forward() is not called: ΔW already sits in the base weight.
+  bool merged = false;
+};
+
+class AdaptableLinearImpl : public torch::nn::Module {
+ public:
+  AdaptableLinearImpl(int64_t in_features, int64_t out_features, bool with_bias = true);
+  at::Tensor forward(const at::Tensor& x);
+
+  void reset_parameters(double std);  // N(0, std) weight, zero bias (Hugging Face's init)
+  // Adds / subtracts ΔW of the attached adapter into the base weight.
+  void merge();
+  void unmerge();
+
+  int64_t in_features, out_features;
+  at::Tensor weight, bias;
+  std::shared_ptr<LinearAdapter> adapter;
+};
+TORCH_MODULE(AdaptableLinear);
+
+}  // namespace lorakit

@@ -1,0 +1,148 @@
+#pragma once
+// Tokenizers (standard library, nlohmann/json and utf8proc only; no LibTorch in src/text).
+//
+// BertTokenizer reproduces Hugging Face transformers' python BertTokenizer (BasicTokenizer +
+// WordpieceTokenizer) and its encode(..., truncation="longest_first", max_length=N):
+//   * special tokens ([CLS], [SEP], [PAD], [MASK], [UNK] and tokenizer.json added tokens) written
+//     literally in the text are kept as single tokens (matched case-sensitively on the raw text,
+//     leftmost then longest, like HF's added-token trie);
+//   * clean text: drop U+0000, U+FFFD and every category C* character except \t \n \r; turn
+//     whitespace (\t \n \r, space, category Zs) into ' ';
+//   * pad each CJK ideograph (HF's _is_chinese_char ranges) with spaces;
+//   * NFC (transformers >= 4.31), split on Python whitespace (str.split());
+//   * per word: when lowercasing, Python str.lower() then (unless strip_accents == false) NFD and
+//     drop Mn; without lowercasing, NFD + drop Mn only if strip_accents == true;
+//   * split off every punctuation character (ASCII 33-47, 58-64, 91-96, 123-126, category P*);
+//   * WordPiece: greedy longest-match-first with "##" continuations; a word longer than
+//     max_input_chars_per_word code points, or with no full segmentation, becomes one [UNK].
+//
+// Invalid UTF-8 in the text to tokenize never throws: each ill-formed byte sequence is decoded as
+// U+FFFD (Python's errors="replace"), which the clean-text step then drops like HF does. Vocabulary
+// and JSON files must be valid UTF-8 (TokenizerError otherwise).
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/errors.h"  // header-only lorakit::Error (no LibTorch)
+
+namespace lorakit::text {
+
+// Every tokenizer failure (missing/unreadable/empty/invalid file, unsupported tokenizer.json,
+// max_length too small, required special token absent). Derives from lorakit::Error, hence from
+// std::runtime_error. Messages name the file involved.
+struct TokenizerError : lorakit::Error {
+  using lorakit::Error::Error;
+};
+
+struct Encoding {
+  std::vector<int64_t> input_ids, token_type_ids, attention_mask;  // attention_mask all 1 (no padding here)
+};
+
+class Tokenizer {  // abstract; other tokenizers implement it
+ public:
+  virtual ~Tokenizer() = default;
+  // Single sentence: [CLS] a [SEP]; pair: [CLS] a [SEP] b [SEP], token_type 0 for "[CLS] a [SEP]" and
+  // 1 for "b [SEP]". Truncates to max_length tokens in all (specials included) with HF's
+  // "longest_first": one token at a time off the end of the longer sequence, off b on a tie.
+  // max_length == 0 means no truncation. A max_length smaller than the number of special tokens
+  // (2 single, 3 pair) throws TokenizerError.
+  virtual Encoding encode(const std::string& a, const std::string* b, size_t max_length) const = 0;
+  virtual int64_t pad_id() const = 0;
+  virtual size_t vocab_size() const = 0;
+};
+
+// BertTokenizer::Options (defined at namespace scope so it can be a default argument).
+struct BertTokenizerOptions {
+  bool do_lower_case = true;
+  // HF's tri-state: unset (None) follows do_lower_case; true/false force accent stripping on/off.
+  std::optional<bool> strip_accents;
+  bool tokenize_chinese_chars = true;
+  std::string unk_token = "[UNK]", cls_token = "[CLS]", sep_token = "[SEP]", pad_token = "[PAD]",
+              mask_token = "[MASK]";
+  size_t max_input_chars_per_word = 100;
+  // Additions beyond HF's BertTokenizer arguments (defaults = HF behaviour):
+  bool clean_text = true;       // tokenizers' BertNormalizer clean_text
+  bool nfc = true;              // python BasicTokenizer's NFC step (tokenizer.json loads set false)
+  bool split_on_punc = true;    // HF do_split_on_punc
+  std::string continuing_subword_prefix = "##";
+};
+
+class BertTokenizer : public Tokenizer {
+ public:
+  using Options = BertTokenizerOptions;
+
+  // vocab.txt: one token per line, id = line index. Lines end at \n, \r\n or \r (Python universal
+  // newlines); a leading UTF-8 BOM is ignored. A token listed twice maps to its LAST line's id, as
+  // in HF's load_vocab (a dict overwritten line by line).
+  static BertTokenizer from_vocab_file(const std::string& path, Options opt = {});
+  // HF tokenizer.json with model.type "WordPiece" and a BertNormalizer (or null) normalizer.
+  static BertTokenizer from_tokenizer_json(const std::string& path);
+  // Same, with tokenizer_config.json-style settings overriding the normalizer's (set ones only).
+  struct NormalizerOverrides {
+    std::optional<bool> do_lower_case;
+    std::optional<std::optional<bool>> strip_accents;  // set to nullopt-inside = "None"
+    std::optional<bool> tokenize_chinese_chars;
+  };
+  static BertTokenizer from_tokenizer_json(const std::string& path, const NormalizerOverrides& overrides);
+
+  std::vector<std::string> tokenize(const std::string& text) const;
+  // Same tokenization, straight to ids.
+  std::vector<int64_t> tokenize_to_ids(const std::string& text) const;
+  std::vector<int64_t> convert_tokens_to_ids(const std::vector<std::string>& toks) const;
+  int64_t token_to_id(const std::string& t) const;  // unk id if absent
+  // Token text of `id`; the unk token for an id outside [0, vocab_size()).
+  const std::string& id_to_token(int64_t id) const;
+  std::vector<std::string> convert_ids_to_tokens(const std::vector<int64_t>& ids) const;
+  // True when `t` is in the vocabulary (or an added token).
+  bool has_token(const std::string& t) const;
+
+  Encoding encode(const std::string& a, const std::string* b, size_t max_length) const override;
+  int64_t pad_id() const override;  // throws TokenizerError if the pad token is not in the vocab
+  // Number of ids: the vocab file's line count (HF's len(vocab) would not count shadowed duplicates)
+  // or, for tokenizer.json, max id + 1 over the vocab and added tokens.
+  size_t vocab_size() const override;
+  int64_t unk_id() const { return unk_id_; }
+  int64_t cls_id() const;   // throws TokenizerError if absent
+  int64_t sep_id() const;   // throws TokenizerError if absent
+  int64_t mask_id() const;  // throws TokenizerError if absent
+  const Options& options() const { return opt_; }
+
+  // vocab.txt, one token per line in id order (ids without a token, possible only from a
+  // tokenizer.json with gaps, are written as empty lines so every id keeps its line).
+  void save_vocab(const std::string& path) const;
+
+ private:
+  BertTokenizer() = default;
+  void finalize(const std::string& source);  // resolves special ids, checks unk, builds lookup tables
+  void insert_token(const std::string& tok, int64_t id);  // later insertions override earlier ones
+  void add_never_split(const std::string& tok);
+
+  template <class Sink>
+  void run(const std::string& text, Sink& sink) const;
+  template <class Sink>
+  void basic_and_wordpiece(const std::string& segment, Sink& sink) const;
+  template <class Sink>
+  void wordpiece(const char32_t* begin, const char32_t* end, Sink& sink) const;
+  int64_t find_id(const std::string& t) const;  // -1 if absent
+
+  Options opt_;
+  bool strip_accents_ = true;  // resolved from opt_
+  std::vector<std::string> id_to_token_;
+  std::unordered_map<std::string, int64_t> token_to_id_;
+  std::vector<std::string> never_split_;  // matched literally in raw text
+  bool never_split_first_byte_[256] = {};
+  int64_t unk_id_ = -1, cls_id_ = -1, sep_id_ = -1, pad_id_ = -1, mask_id_ = -1;
+};
+
+// Picks <model_dir>/tokenizer.json if present (settings "do_lower_case", "strip_accents",
+// "tokenize_chinese_chars" present in tokenizer_config.json override its normalizer, as
+// BertTokenizerFast does), else <model_dir>/vocab.txt with tokenizer_config.json's do_lower_case,
+// strip_accents, tokenize_chinese_chars and special tokens if that file exists.
+// Throws TokenizerError when neither file exists or the tokenizer type is unsupported.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
+
+}  // namespace lorakit::text

@@ -1,0 +1,37 @@
+#include "tuners/method.h"
+
+namespace lorakit {
+
+bool is_no_decay_param(const std::string& name) {
+  auto ends_with = [&](const std::string& s) {
+    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+  };
+  return ends_with(".bias") || name.find("LayerNorm") != std::string::npos || name.find("layer_norm") != std::string::npos;
+}
+
+std::vector<ParamGroup> Method::param_groups(SequenceClassifier& model, double weight_decay) {
+  ParamGroup decay{{}, weight_decay, 1.0, "decay"}, no_decay{{}, 0.0, 1.0, "no_decay"};
+  for (auto& p : model->named_parameters(true)) {
+    if (!p.value().requires_grad()) continue;
+    (is_no_decay_param(p.key()) ? no_decay : decay).params.push_back(p.value());
+  }
+  std::vector<ParamGroup> out;
+  if (!decay.params.empty()) out.push_back(decay);
+  if (!no_decay.params.empty()) out.push_back(no_decay);
+  return out;
+}
+
+int64_t count_trainable(const torch::nn::Module& m) {
+  int64_t n = 0;
+  for (auto& p : m.parameters(true))
+    if (p.requires_grad()) n += p.numel();
+  return n;
+}
+
+int64_t count_all(const torch::nn::Module& m) {
+  int64_t n = 0;
+  for (auto& p : m.parameters(true)) n += p.numel();
+  return n;
+}
+
+}  // namespace lorakit

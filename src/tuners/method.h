@@ -1,0 +1,78 @@
+// The seam between the trainer and a fine-tuning method (full, LoRA, GR-LoRA, RM-LoRA, ...).
+// A method = its config + the layer it attaches to matched modules + training hooks. The trainer
+// calls these hooks in a fixed order and never names a method:
+//
+//   attach(model)                         once, before the optimizer is built
+//   param_groups()                        the optimizer's groups (weight decay per group)
+//   for each step:
+//     forward → task loss (mean) and per-sample losses
+//     extra_loss(step)                    added to the task loss before backward
+//     backward
+//     before_optimizer_step(step, opt)    gradient transforms (after clipping)
+//     optimizer.step()
+//     after_optimizer_step(step, opt)     update transforms / pruning / projection
+//   epoch_stats()                         merged into the epoch's JSONL line
+//   save(dir) / load(dir)                 the method's artifact (adapter or full checkpoint)
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "models/checkpoint.h"
+
+namespace lorakit {
+
+struct StepInfo {
+  int64_t step = 0;         // optimizer steps taken before this one
+  int64_t total_steps = 0;
+  int64_t epoch = 0;
+  std::mt19937_64* rng = nullptr;  // the run's seeded generator (for methods that draw)
+  // Filled by the trainer before extra_loss():
+  at::Tensor logits;           // [B, C] (C = 1 for regression)
+  at::Tensor labels;           // [B] long (classification) or float (regression)
+  at::Tensor per_sample_loss;  // [B], each sample's own loss (not divided by B)
+  at::Tensor task_loss;        // mean of per_sample_loss
+  bool regression = false;
+};
+
+struct ParamGroup {
+  std::vector<at::Tensor> params;
+  double weight_decay = 0.0;
+  double lr_scale = 1.0;
+  std::string name;
+};
+
+class Method {
+ public:
+  virtual ~Method() = default;
+  virtual std::string name() const = 0;
+  // Puts the method's layers on the model and marks which parameters train.
+  virtual void attach(SequenceClassifier& model) = 0;
+  // Default: every trainable parameter; biases and LayerNorm weights without weight decay.
+  virtual std::vector<ParamGroup> param_groups(SequenceClassifier& model, double weight_decay);
+  virtual at::Tensor extra_loss(StepInfo& step) { return {}; }
+  virtual void before_optimizer_step(StepInfo& step, torch::optim::Optimizer& opt) {}
+  virtual void after_optimizer_step(StepInfo& step, torch::optim::Optimizer& opt) {}
+  // Statistics gathered since the last call, for the epoch log (then reset).
+  virtual nlohmann::json epoch_stats() { return nlohmann::json::object(); }
+  // Writes what this method produces (adapter or full model) into `dir`; `base_model_dir` is where
+  // the frozen base came from.
+  virtual void save(const SequenceClassifier& model, const LoadedModel& base, const std::string& dir) const = 0;
+  // Parameters needed at inference beyond the base model's own (0 for a merged adapter).
+  virtual int64_t inference_extra_params(const SequenceClassifier& model) const { return 0; }
+  virtual nlohmann::json describe() const { return {{"method", name()}}; }
+};
+
+// Counts: trainable parameters, and all parameters (as at inference).
+int64_t count_trainable(const torch::nn::Module& m);
+int64_t count_all(const torch::nn::Module& m);
+
+// Default no-decay rule (transformers): biases and LayerNorm weights.
+bool is_no_decay_param(const std::string& name);
+
+}  // namespace lorakit

@@ -1,0 +1,67 @@
+#include "support/helpers.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace lorakit::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/lorakit-test-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string source_dir() { return LORAKIT_SOURCE_DIR; }
+std::string shared_dir() { return LORAKIT_SHARED_DIR; }
+std::string vocab_file() { return shared_dir() + "/data/vocab/bert-base-uncased-vocab.txt"; }
+
+RunResult run_command(const std::string& cmdline) {
+  std::string full = cmdline + " 2>&1";
+  FILE* p = popen(full.c_str(), "r");
+  if (!p) throw std::runtime_error("popen failed: " + cmdline);
+  std::string out;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int status = pclose(p);
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  return {code, out};
+}
+
+RunResult run_cli(const std::string& args) { return run_command(std::string(LORAKIT_CLI) + " " + args); }
+
+RunResult run_oracle(const std::string& script, const std::string& args) {
+  return run_command("/usr/bin/python3 " + source_dir() + "/tests/oracle/" + script + " " + args);
+}
+
+void write_text(const std::string& path, const std::string& text) { write_bytes(path, text); }
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream os(path, std::ios::binary | std::ios::trunc);
+  os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream is(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << is.rdbuf();
+  return ss.str();
+}
+
+}  // namespace lorakit::testing

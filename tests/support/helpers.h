@@ -1,0 +1,39 @@
+// Shared test helpers: temp directories, the shared data path, running the Python oracle and the CLI.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace lorakit::testing {
+
+// A fresh directory under $TMPDIR, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::string shared_dir();   // ../shared beside the source tree
+std::string source_dir();   // the repository root
+std::string vocab_file();   // the real bert-base-uncased vocab
+
+struct RunResult {
+  int exit_code;
+  std::string output;  // stdout + stderr
+};
+// Runs a shell command line, capturing its output.
+RunResult run_command(const std::string& cmdline);
+// Runs the lorakit CLI built alongside the tests.
+RunResult run_cli(const std::string& args);
+// Runs a script of tests/oracle under Debian's /usr/bin/python3 (python3-torch).
+RunResult run_oracle(const std::string& script, const std::string& args);
+
+void write_text(const std::string& path, const std::string& text);
+void write_bytes(const std::string& path, const std::string& bytes);
+std::string read_bytes(const std::string& path);
+
+}  // namespace lorakit::testing

@@ -1,0 +1,225 @@
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <torch/torch.h>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "core/errors.h"
+#include "core/fileutil.h"
+#include "core/safetensors.h"
+#include "models/checkpoint.h"
+#include "support/helpers.h"
+
+using namespace lorakit;
+using lorakit::testing::TempDir;
+
+namespace {
+
+ModelConfig tiny_config(const std::string& arch) {
+  ModelConfig c;
+  c.model_type = arch;
+  c.vocab_size = 101;
+  c.hidden_size = 32;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.intermediate_size = 48;
+  c.max_position_embeddings = 40;
+  c.num_labels = 3;
+  if (arch == "roberta") {
+    c.pad_token_id = 1;
+    c.type_vocab_size = 1;
+    c.layer_norm_eps = 1e-5;
+  }
+  return c;
+}
+
+void write_model(const ModelConfig& c, const std::string& dir, uint64_t seed = 3) {
+  torch::manual_seed(seed);
+  SequenceClassifier m(c);
+  m->init_weights();
+  // Non-trivial LayerNorm and bias values so the oracle compares more than the init pattern.
+  torch::NoGradGuard g;
+  for (auto& p : m->named_parameters()) {
+    if (p.key().find("LayerNorm") != std::string::npos || p.key().find(".bias") != std::string::npos)
+      p.value().add_(at::randn_like(p.value()) * 0.1);
+  }
+  save_model(m, c, dir);
+}
+
+struct Inputs {
+  at::Tensor ids, mask, tt;
+};
+
+Inputs make_inputs(const ModelConfig& c) {
+  torch::manual_seed(11);
+  const int64_t B = 3, T = 9;
+  at::Tensor ids = at::randint(5, c.vocab_size, {B, T}, at::kLong);
+  at::Tensor mask = at::ones({B, T}, at::kLong);
+  // Row 1 has 3 padding tokens, row 2 has 5.
+  mask.index_put_({1, at::indexing::Slice(6, T)}, 0);
+  mask.index_put_({2, at::indexing::Slice(4, T)}, 0);
+  ids.masked_fill_(mask.eq(0), c.pad_token_id);
+  at::Tensor tt = at::zeros({B, T}, at::kLong);
+  if (c.type_vocab_size > 1) tt.index_put_({at::indexing::Slice(), at::indexing::Slice(3, T)}, 1);
+  return {ids, mask, tt};
+}
+
+at::Tensor oracle_logits(const std::string& dir, const Inputs& in, TempDir& tmp) {
+  st::save_file(tmp.file("inputs.safetensors"),
+                {{"input_ids", in.ids}, {"attention_mask", in.mask}, {"token_type_ids", in.tt}});
+  auto r = lorakit::testing::run_oracle("bert_ref.py",
+                                        dir + " " + tmp.file("inputs.safetensors") + " " + tmp.file("ref.safetensors"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return st::SafetensorsFile(tmp.file("ref.safetensors")).load("logits");
+}
+
+}  // namespace
+
+class ModelOracle : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ModelOracle, ForwardMatchesIndependentReference) {
+  TempDir d;
+  ModelConfig c = tiny_config(GetParam());
+  write_model(c, d.path());
+  LoadedModel lm = load_model(d.path());
+  EXPECT_TRUE(lm.report.newly_initialized.empty());
+  EXPECT_TRUE(lm.report.unexpected.empty());
+  Inputs in = make_inputs(c);
+  at::Tensor ref = oracle_logits(d.path(), in, d);
+  lm.model->eval();
+  // fp64: must agree to 1e-10; fp32: to 1e-5.
+  lm.model->to(at::kDouble);
+  at::Tensor out64 = lm.model->forward(in.ids, in.mask, in.tt);
+  EXPECT_LT((out64 - ref).abs().max().item<double>(), 1e-10);
+  lm.model->to(at::kFloat);
+  at::Tensor out32 = lm.model->forward(in.ids, in.mask, in.tt).to(at::kDouble);
+  EXPECT_LT((out32 - ref).abs().max().item<double>(), 1e-5);
+  // Padding really is masked: changing padded token ids leaves the logits alone.
+  at::Tensor ids2 = in.ids.clone();
+  ids2.index_put_({2, at::indexing::Slice(5, 9)}, 7);
+  at::Tensor mask_only = lm.model->forward(ids2, in.mask, in.tt).to(at::kDouble);
+  if (!c.is_roberta()) EXPECT_LT((mask_only - out32).abs().max().item<double>(), 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, ModelOracle, ::testing::Values("bert", "roberta"));
+
+TEST(Model, ParameterNamesAreHuggingFaces) {
+  auto names = SequenceClassifier(tiny_config("bert"))->named_parameters().keys();
+  auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  EXPECT_TRUE(has("bert.embeddings.word_embeddings.weight"));
+  EXPECT_TRUE(has("bert.embeddings.LayerNorm.weight"));
+  EXPECT_TRUE(has("bert.encoder.layer.0.attention.self.query.weight"));
+  EXPECT_TRUE(has("bert.encoder.layer.1.attention.output.LayerNorm.bias"));
+  EXPECT_TRUE(has("bert.encoder.layer.1.intermediate.dense.weight"));
+  EXPECT_TRUE(has("bert.encoder.layer.1.output.dense.bias"));
+  EXPECT_TRUE(has("bert.pooler.dense.weight"));
+  EXPECT_TRUE(has("classifier.weight"));
+  auto rnames = SequenceClassifier(tiny_config("roberta"))->named_parameters().keys();
+  auto rhas = [&](const std::string& n) { return std::find(rnames.begin(), rnames.end(), n) != rnames.end(); };
+  EXPECT_TRUE(rhas("roberta.encoder.layer.0.attention.self.value.weight"));
+  EXPECT_TRUE(rhas("classifier.dense.weight"));
+  EXPECT_TRUE(rhas("classifier.out_proj.bias"));
+  EXPECT_FALSE(rhas("roberta.pooler.dense.weight"));
+}
+
+TEST(Checkpoint, ShardedAndPytorchBinLoadTheSameWeights) {
+  TempDir d;
+  ModelConfig c = tiny_config("bert");
+  write_model(c, d.path());
+  LoadedModel a = load_model(d.path());
+  Inputs in = make_inputs(c);
+  a.model->eval();
+  at::Tensor ref = a.model->forward(in.ids, in.mask, in.tt);
+
+  // Sharded: split the tensors over two files plus an index.
+  const std::string sd = d.file("sharded");
+  make_dirs(sd);
+  auto all = st::load_file(d.file("model.safetensors"));
+  st::NamedTensors s1(all.begin(), all.begin() + all.size() / 2), s2(all.begin() + all.size() / 2, all.end());
+  st::save_file(sd + "/model-00001-of-00002.safetensors", s1);
+  st::save_file(sd + "/model-00002-of-00002.safetensors", s2);
+  nlohmann::json idx;
+  for (auto& [n, _] : s1) idx["weight_map"][n] = "model-00001-of-00002.safetensors";
+  for (auto& [n, _] : s2) idx["weight_map"][n] = "model-00002-of-00002.safetensors";
+  write_text_atomically(sd + "/model.safetensors.index.json", idx.dump());
+  write_text_atomically(sd + "/config.json", read_text_file(d.file("config.json")));
+  LoadedModel b = load_model(sd);
+  b.model->eval();
+  EXPECT_TRUE(at::allclose(b.model->forward(in.ids, in.mask, in.tt), ref, 0, 0));
+
+  // pytorch_model.bin written by torch.save (python3-torch), bare-encoder names without "bert." and
+  // old-style LayerNorm gamma/beta, fp16 storage.
+  const std::string bd = d.file("bin");
+  make_dirs(bd);
+  write_text_atomically(bd + "/config.json", read_text_file(d.file("config.json")));
+  auto r = lorakit::testing::run_command(
+      "cd " + lorakit::testing::source_dir() + "/tests/oracle && /usr/bin/python3 -c \"import torch, st_io; "
+      "w = st_io.load('" + d.file("model.safetensors") + "'); "
+      "w = {(k[5:] if k.startswith('bert.') else k).replace('LayerNorm.weight','LayerNorm.gamma')"
+      ".replace('LayerNorm.bias','LayerNorm.beta'): v.half() for k, v in w.items()}; "
+      "torch.save(w, '" + bd + "/pytorch_model.bin')\"");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  LoadedModel bin = load_model(bd);
+  EXPECT_EQ(bin.source_dtypes.at("bert.encoder.layer.0.attention.self.query.weight"), at::kHalf);
+  bin.model->eval();
+  // fp16 storage rounds the weights: close, not identical.
+  EXPECT_LT((bin.model->forward(in.ids, in.mask, in.tt) - ref).abs().max().item<double>(), 5e-2);
+}
+
+TEST(Checkpoint, ErrorsNameTheProblem) {
+  TempDir d;
+  ModelConfig c = tiny_config("bert");
+  write_model(c, d.path());
+  auto expect_msg = [](const std::function<void()>& f, const std::string& needle) {
+    try {
+      f();
+      FAIL() << "expected error with '" << needle << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  // Missing config key.
+  const std::string cfg = read_text_file(d.file("config.json"));
+  auto j = nlohmann::json::parse(cfg);
+  j.erase("hidden_size");
+  write_text_atomically(d.file("config.json"), j.dump());
+  expect_msg([&] { load_model(d.path()); }, "missing required key 'hidden_size'");
+  // Wrong type.
+  j = nlohmann::json::parse(cfg);
+  j["num_hidden_layers"] = "two";
+  write_text_atomically(d.file("config.json"), j.dump());
+  expect_msg([&] { load_model(d.path()); }, "'num_hidden_layers' has the wrong type");
+  // Shape mismatch between config and weights.
+  j = nlohmann::json::parse(cfg);
+  j["intermediate_size"] = 64;
+  write_text_atomically(d.file("config.json"), j.dump());
+  expect_msg([&] { load_model(d.path()); }, "shape mismatch for 'bert.encoder.layer.0.intermediate.dense.weight'");
+  // Config says more layers than the weights hold.
+  j = nlohmann::json::parse(cfg);
+  j["num_hidden_layers"] = 3;
+  write_text_atomically(d.file("config.json"), j.dump());
+  expect_msg([&] { load_model(d.path()); }, "missing weight 'bert.encoder.layer.2.");
+  // Not JSON.
+  write_text_atomically(d.file("config.json"), "{ nope");
+  expect_msg([&] { load_model(d.path()); }, "config.json: not valid JSON");
+  // No weights at all.
+  TempDir e;
+  write_text_atomically(e.file("config.json"), cfg);
+  expect_msg([&] { load_model(e.path()); }, "no weights found");
+  expect_msg([&] { load_model("/no/such/model"); }, "does not exist");
+}
+
+TEST(Checkpoint, NewHeadSizeIsReinitialised) {
+  TempDir d;
+  ModelConfig c = tiny_config("bert");
+  write_model(c, d.path());
+  LoadOptions o;
+  o.num_labels = 1;
+  o.regression = true;
+  LoadedModel lm = load_model(d.path(), o);
+  EXPECT_TRUE(lm.config.is_regression());
+  EXPECT_EQ(lm.model->classifier_linear->weight.size(0), 1);
+  ASSERT_EQ(lm.report.newly_initialized.size(), 2u);  // classifier weight + bias
+}
