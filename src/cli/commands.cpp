@@ -97,6 +97,7 @@ void add_init_model(CLI::App& app) {
 void register_all(CLI::App& app) {
   add_env(app);
   add_init_model(app);
+  register_training_commands(app);
 }
 
 }  // namespace lorakit::cli

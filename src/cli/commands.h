@@ -5,4 +5,5 @@ class App;
 namespace lorakit::cli {
 // Adds every subcommand to `app`; each runs from its parse callback and throws lorakit::Error on bad input.
 void register_all(CLI::App& app);
+void register_training_commands(CLI::App& app);
 }  // namespace lorakit::cli

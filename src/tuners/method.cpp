@@ -21,6 +21,8 @@ std::vector<ParamGroup> Method::param_groups(SequenceClassifier& model, double w
   return out;
 }
 
+int64_t Method::inference_params(const SequenceClassifier& model) const { return count_trainable(*model); }
+
 int64_t count_trainable(const torch::nn::Module& m) {
   int64_t n = 0;
   for (auto& p : m.parameters(true))

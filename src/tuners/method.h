@@ -63,8 +63,9 @@ class Method {
   // Writes what this method produces (adapter or full model) into `dir`; `base_model_dir` is where
   // the frozen base came from.
   virtual void save(const SequenceClassifier& model, const LoadedModel& base, const std::string& dir) const = 0;
-  // Parameters needed at inference beyond the base model's own (0 for a merged adapter).
-  virtual int64_t inference_extra_params(const SequenceClassifier& model) const { return 0; }
+  // "# T / I-Params" as seed 001 reports them: T = trainable parameters, I = the tuned parameters
+  // still needed at inference (equal to T for LoRA and full fine-tuning; fewer after pruning).
+  virtual int64_t inference_params(const SequenceClassifier& model) const;
   virtual nlohmann::json describe() const { return {{"method", name()}}; }
 };
 

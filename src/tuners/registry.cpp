@@ -1,39 +1,47 @@
 #include "tuners/registry.h"
 
-#include <functional>
-#include <map>
+#include <set>
 
 #include "core/errors.h"
 #include "tuners/full/full.h"
 #include "tuners/lora/model.h"
 
 namespace lorakit {
-namespace {
-using Factory = std::function<std::unique_ptr<Method>(const MethodOptions&)>;
 
-const std::map<std::string, Factory>& table() {
-  static const std::map<std::string, Factory> t = {
-      {"full", [](const MethodOptions&) { return std::make_unique<FullFineTuning>(); }},
-      {"lora", [](const MethodOptions& o) { return std::make_unique<LoraMethod>(o.lora); }},
+// Every method lorakit ships. A new method adds one entry here (and its folder under tuners/).
+const std::vector<MethodEntry>& method_table() {
+  static const std::vector<MethodEntry> t = {
+      {"full", "full fine-tuning: every parameter trains",
+       [](const MethodOptions&) { return std::make_unique<FullFineTuning>(); }, {}},
+      {"lora", "LoRA (PEFT semantics)", [](const MethodOptions& o) { return std::make_unique<LoraMethod>(o.lora); },
+       {}},
   };
   return t;
 }
-}  // namespace
 
 std::unique_ptr<Method> make_method(const std::string& name, const MethodOptions& opt) {
-  auto it = table().find(name);
-  if (it == table().end()) {
-    std::string known;
-    for (auto& [n, _] : table()) known += (known.empty() ? "" : ", ") + n;
-    throw Error("unknown method '" + name + "' (known: " + known + ")");
-  }
-  return it->second(opt);
+  for (auto& e : method_table())
+    if (e.name == name) return e.make(opt);
+  std::string known;
+  for (auto& e : method_table()) known += (known.empty() ? "" : ", ") + e.name;
+  throw Error("unknown method '" + name + "' (known: " + known + ")");
 }
 
 std::vector<std::string> method_names() {
   std::vector<std::string> n;
-  for (auto& [k, _] : table()) n.push_back(k);
+  for (auto& e : method_table()) n.push_back(e.name);
   return n;
+}
+
+void add_method_flags(CLI::App& cmd, std::shared_ptr<nlohmann::json> extra) {
+  std::set<const void*> seen;
+  for (auto& e : method_table()) {
+    if (!e.add_flags) continue;
+    auto* target = e.add_flags.target<void (*)(CLI::App&, std::shared_ptr<nlohmann::json>)>();
+    const void* key = target ? reinterpret_cast<const void*>(*target) : static_cast<const void*>(&e);
+    if (!seen.insert(key).second) continue;
+    e.add_flags(cmd, extra);
+  }
 }
 
 }  // namespace lorakit

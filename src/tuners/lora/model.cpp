@@ -59,12 +59,6 @@ void LoraMethod::attach(SequenceClassifier& model) {
   }
 }
 
-int64_t LoraMethod::inference_extra_params(const SequenceClassifier& model) const {
-  int64_t n = 0;
-  for (auto& [_, l] : layers_) n += l->lora_A->weight.numel() + l->lora_B->weight.numel();
-  return n;
-}
-
 nlohmann::json LoraMethod::describe() const {
   nlohmann::json j = extra_config();
   j["r"] = cfg_.r;
@@ -83,7 +77,10 @@ void LoraMethod::save(const SequenceClassifier& model, const LoadedModel& base, 
       out.emplace_back(kPrefix + p.key(), p.value().detach().contiguous());
   }
   st::save_file(join_path(dir, "adapter_model.safetensors"), out, {{"format", "pt"}});
-  write_text_atomically(join_path(dir, "adapter_config.json"), cfg_.to_peft_json(base.dir, extra_config()).dump(2) + "\n");
+  nlohmann::json extra = extra_config();
+  extra["num_labels"] = model->cfg.num_labels;
+  extra["problem_type"] = model->cfg.problem_type;
+  write_text_atomically(join_path(dir, "adapter_config.json"), cfg_.to_peft_json(base.dir, extra).dump(2) + "\n");
 }
 
 nlohmann::json read_adapter_extra(const std::string& dir) {

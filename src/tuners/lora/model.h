@@ -17,7 +17,6 @@ class LoraMethod : public Method {
   std::string name() const override { return "lora"; }
   void attach(SequenceClassifier& model) override;
   void save(const SequenceClassifier& model, const LoadedModel& base, const std::string& dir) const override;
-  int64_t inference_extra_params(const SequenceClassifier& model) const override;
   nlohmann::json describe() const override;
   // Settings a subclass records under adapter_config.json's "lorakit" key.
   virtual nlohmann::json extra_config() const { return {{"method", name()}}; }

@@ -1,0 +1,303 @@
+// train / eval / merge / inspect.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "core/errors.h"
+#include "core/fileutil.h"
+#include "core/runtime.h"
+#include "core/safetensors.h"
+#include "models/checkpoint.h"
+#include "text/glue.h"
+#include "text/tokenizer.h"
+#include "train/trainer.h"
+#include "tuners/lora/model.h"
+#include "tuners/registry.h"
+
+namespace lorakit::cli {
+namespace {
+
+std::vector<std::string> split_csv(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// --data may be the GLUE root (holding MRPC/) or the task's own folder (holding train.tsv).
+std::string task_file(const std::string& data, const data::TaskInfo& task, const std::string& file) {
+  const std::string in_task = join_path(join_path(data, task.dir_name), file);
+  if (file_exists(in_task)) return in_task;
+  const std::string direct = join_path(data, file);
+  if (file_exists(direct)) return direct;
+  throw Error("cannot find " + file + " for task " + task.name + " under " + data + " (tried " + in_task + " and " +
+              direct + ")");
+}
+
+std::vector<data::Example> read_examples(const data::TaskInfo& task, const std::string& path, int64_t limit) {
+  auto ex = data::read_glue_file(task, path, data::LabelMode::Required);
+  if (limit > 0 && static_cast<int64_t>(ex.size()) > limit) ex.resize(limit);
+  return ex;
+}
+
+struct DataOpts {
+  std::string task = "mrpc";
+  std::string data = "../shared/data/glue";
+  std::string train_file, eval_file;
+  int64_t max_seq_len = 128;
+  int64_t max_train_samples = -1, max_eval_samples = -1;
+};
+
+void add_data_flags(CLI::App* cmd, DataOpts& d, bool with_train) {
+  cmd->add_option("--task", d.task, "GLUE task: cola sst2 mrpc stsb qqp mnli qnli rte wnli");
+  cmd->add_option("--data", d.data, "GLUE root (holding MRPC/ ...) or the task's folder");
+  if (with_train) cmd->add_option("--train-file", d.train_file, "training TSV (default <data>/<TASK>/train.tsv)");
+  cmd->add_option("--eval-file", d.eval_file, "evaluation TSV (default <data>/<TASK>/dev.tsv)");
+  cmd->add_option("--max-seq-len", d.max_seq_len, "truncate pairs to this many tokens");
+  if (with_train) cmd->add_option("--max-train-samples", d.max_train_samples, "use the first N training rows");
+  cmd->add_option("--max-eval-samples", d.max_eval_samples, "use the first N evaluation rows");
+}
+
+LoadOptions load_options_for(const data::TaskInfo& task, uint64_t seed) {
+  LoadOptions lo;
+  lo.num_labels = task.num_labels;
+  lo.regression = task.is_regression;
+  lo.seed = seed;
+  return lo;
+}
+
+void add_train(CLI::App& app) {
+  auto* cmd = app.add_subcommand("train", "Fine-tune a model on a GLUE task");
+  struct Opts {
+    std::string model, out, method = "lora", targets = "query,value", target_regex, modules_to_save = "classifier";
+    std::string init = "kaiming";
+    int64_t r = 8;
+    double alpha = 16, lora_dropout = 0.0;
+    bool rslora = false, no_progress = false, no_group = false;
+    int threads = 0;
+    DataOpts d;
+    TrainConfig t;
+  };
+  auto o = std::make_shared<Opts>();
+  auto extra = std::make_shared<nlohmann::json>(nlohmann::json::object());
+  cmd->add_option("--model", o->model, "model directory (Hugging Face layout)")->required();
+  cmd->add_option("--out", o->t.out_dir, "output directory")->required();
+  add_data_flags(cmd, o->d, true);
+  std::string methods;
+  for (auto& n : method_names()) methods += (methods.empty() ? "" : " | ") + n;
+  cmd->add_option("--method", o->method, methods);
+  cmd->add_option("--r", o->r, "LoRA rank");
+  cmd->add_option("--alpha", o->alpha, "LoRA alpha (scaling = alpha / r)");
+  cmd->add_option("--lora-dropout", o->lora_dropout, "dropout on the LoRA branch input");
+  cmd->add_option("--target-modules", o->targets, "comma-separated module-name suffixes");
+  cmd->add_option("--target-regex", o->target_regex, "regex matched against the whole module path (overrides --target-modules)");
+  cmd->add_option("--modules-to-save", o->modules_to_save, "comma-separated modules trained in full (task head)");
+  cmd->add_flag("--rslora", o->rslora, "scaling = alpha / sqrt(r)");
+  cmd->add_option("--init", o->init, "LoRA A init: kaiming | gaussian");
+  cmd->add_option("--epochs", o->t.epochs, "epochs");
+  cmd->add_option("--max-steps", o->t.max_steps, "stop after N optimizer steps (overrides --epochs)");
+  cmd->add_option("--lr", o->t.lr, "peak learning rate");
+  cmd->add_option("--batch-size", o->t.batch_size, "training batch size");
+  cmd->add_option("--eval-batch-size", o->t.eval_batch_size, "evaluation batch size");
+  cmd->add_option("--weight-decay", o->t.weight_decay, "AdamW weight decay (not on biases / LayerNorm)");
+  cmd->add_option("--warmup-ratio", o->t.warmup_ratio, "linear warm-up fraction of all steps");
+  cmd->add_option("--warmup-steps", o->t.warmup_steps, "linear warm-up steps (overrides --warmup-ratio)");
+  cmd->add_option("--max-grad-norm", o->t.max_grad_norm, "gradient clipping (0 = off)");
+  cmd->add_option("--seed", o->t.seed, "random seed (init, shuffling, dropout)");
+  cmd->add_option("--threads", o->threads, "LibTorch threads (0 = one per core)");
+  cmd->add_flag("--no-progress", o->no_progress, "no progress bar");
+  cmd->add_flag("--no-group-by-length", o->no_group, "plain shuffled batches");
+  add_method_flags(*cmd, extra);
+  cmd->callback([o, extra] {
+    configure_threads(o->threads);
+    o->t.progress = !o->no_progress;
+    o->t.group_by_length = !o->no_group;
+    const auto& task = data::glue_task(o->d.task);
+    MethodOptions mo;
+    mo.lora.r = o->r;
+    mo.lora.lora_alpha = o->alpha;
+    mo.lora.lora_dropout = o->lora_dropout;
+    mo.lora.target_modules = split_csv(o->targets);
+    mo.lora.target_regex = o->target_regex;
+    mo.lora.modules_to_save = split_csv(o->modules_to_save);
+    mo.lora.use_rslora = o->rslora;
+    mo.lora.init_lora_weights = o->init;
+    mo.extra = *extra;
+    auto method = make_method(o->method, mo);
+
+    auto tok = text::load_tokenizer(o->model);
+    const std::string train_path = o->d.train_file.empty() ? task_file(o->d.data, task, task.train_file) : o->d.train_file;
+    const std::string eval_path =
+        o->d.eval_file.empty() ? task_file(o->d.data, task, task.eval_files.at(0)) : o->d.eval_file;
+    EncodedDataset train_ds(read_examples(task, train_path, o->d.max_train_samples), *tok, o->d.max_seq_len,
+                            task.is_regression);
+    EncodedDataset eval_ds(read_examples(task, eval_path, o->d.max_eval_samples), *tok, o->d.max_seq_len,
+                           task.is_regression);
+    LoadedModel lm = load_model(o->model, load_options_for(task, o->t.seed));
+    torch::manual_seed(o->t.seed);
+    method->attach(lm.model);
+    fmt::print(stderr, "lorakit train: {} on {} ({} train / {} eval), {} trainable of {} parameters\n", o->method,
+               task.name, train_ds.size(), eval_ds.size(), count_trainable(*lm.model), count_all(*lm.model));
+    TrainResult r = train(lm, *method, train_ds, eval_ds, task, o->t);
+    fmt::print("{}\n", r.summary.dump(2));
+  });
+}
+
+struct LoadedForEval {
+  LoadedModel lm;
+  std::unique_ptr<LoraMethod> adapter;
+};
+
+LoadedForEval load_with_adapter(std::string model_dir, const std::string& adapter_dir, const data::TaskInfo* task) {
+  LoadOptions lo;
+  if (task) lo = load_options_for(*task, 42);
+  if (!adapter_dir.empty()) {
+    nlohmann::json extra = read_adapter_extra(adapter_dir);
+    if (extra.contains("num_labels")) {
+      lo.num_labels = extra["num_labels"].get<int64_t>();
+      lo.regression = extra.value("problem_type", std::string()) == "regression";
+    }
+    if (model_dir.empty()) {
+      auto j = nlohmann::json::parse(read_text_file(join_path(adapter_dir, "adapter_config.json")));
+      model_dir = j.value("base_model_name_or_path", std::string());
+      if (model_dir.empty()) throw Error(adapter_dir + ": adapter names no base model; pass --model");
+    }
+  }
+  if (model_dir.empty()) throw Error("--model is required");
+  LoadedForEval r{load_model(model_dir, lo), nullptr};
+  if (!adapter_dir.empty()) r.adapter = load_adapter(r.lm.model, adapter_dir);
+  return r;
+}
+
+void add_eval(CLI::App& app) {
+  auto* cmd = app.add_subcommand("eval", "Evaluate a model (optionally with a LoRA adapter) on a GLUE task");
+  struct Opts {
+    std::string model, adapter, out;
+    int64_t batch_size = 64;
+    int threads = 0;
+    DataOpts d;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--model", o->model, "base model directory (default: the adapter's base_model_name_or_path)");
+  cmd->add_option("--adapter", o->adapter, "PEFT LoRA adapter directory");
+  cmd->add_option("--out", o->out, "write the metrics JSON here too");
+  cmd->add_option("--batch-size", o->batch_size, "evaluation batch size");
+  cmd->add_option("--threads", o->threads, "LibTorch threads (0 = one per core)");
+  add_data_flags(cmd, o->d, false);
+  cmd->callback([o] {
+    configure_threads(o->threads);
+    const auto& task = data::glue_task(o->d.task);
+    LoadedForEval m = load_with_adapter(o->model, o->adapter, &task);
+    auto tok = text::load_tokenizer(m.lm.dir);
+    const std::string eval_path =
+        o->d.eval_file.empty() ? task_file(o->d.data, task, task.eval_files.at(0)) : o->d.eval_file;
+    EncodedDataset ds(read_examples(task, eval_path, o->d.max_eval_samples), *tok, o->d.max_seq_len,
+                      task.is_regression);
+    EvalResult r = evaluate(m.lm.model, ds, task, o->batch_size);
+    nlohmann::ordered_json j;
+    j["task"] = task.name;
+    j["eval_file"] = eval_path;
+    j["examples"] = ds.size();
+    j["eval_loss"] = r.loss;
+    j["eval_accuracy"] = r.accuracy;
+    for (auto& [k, v] : r.metrics) j["eval_" + k] = v;
+    j["seconds"] = r.seconds;
+    if (!o->out.empty()) write_text_atomically(o->out, j.dump(2) + "\n");
+    fmt::print("{}\n", j.dump(2));
+  });
+}
+
+void add_merge(CLI::App& app) {
+  auto* cmd = app.add_subcommand("merge", "Merge a LoRA adapter into its base model and write a full checkpoint");
+  struct Opts {
+    std::string model, adapter, out;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--model", o->model, "base model directory (default: the adapter's base_model_name_or_path)");
+  cmd->add_option("--adapter", o->adapter, "PEFT LoRA adapter directory")->required();
+  cmd->add_option("--out", o->out, "output model directory")->required();
+  cmd->callback([o] {
+    LoadedForEval m = load_with_adapter(o->model, o->adapter, nullptr);
+    merge_and_unload(m.lm.model);
+    save_model(m.lm.model, m.lm.config, o->out, m.lm.source_dtypes);
+    copy_tokenizer_files(m.lm.dir, o->out);
+    fmt::print("merged {} into {} → {}\n", o->adapter, m.lm.dir, o->out);
+  });
+}
+
+void add_inspect(CLI::App& app) {
+  auto* cmd = app.add_subcommand("inspect", "Parameter counts of a model or adapter directory");
+  auto dir = std::make_shared<std::string>();
+  auto as_json = std::make_shared<bool>(false);
+  cmd->add_option("dir", *dir, "model or adapter directory")->required();
+  cmd->add_flag("--json", *as_json, "print JSON");
+  cmd->callback([dir, as_json] {
+    nlohmann::ordered_json j;
+    j["dir"] = *dir;
+    const std::string adapter_cfg = join_path(*dir, "adapter_config.json");
+    if (file_exists(adapter_cfg)) {
+      auto cfgj = nlohmann::json::parse(read_text_file(adapter_cfg));
+      LoraConfig lc = LoraConfig::from_peft_json(cfgj, adapter_cfg);
+      st::SafetensorsFile f(join_path(*dir, "adapter_model.safetensors"));
+      int64_t lora = 0, head = 0;
+      std::set<std::string> modules;
+      for (auto& k : f.keys()) {
+        int64_t n = 1;
+        for (auto d : f.info(k).shape) n *= d;
+        const auto pos = k.find(".lora_");
+        if (pos != std::string::npos) {
+          lora += n;
+          modules.insert(k.substr(0, pos));
+        } else {
+          head += n;
+        }
+      }
+      j["kind"] = "adapter";
+      j["peft_type"] = "LORA";
+      j["method"] = cfgj.contains("lorakit") ? cfgj["lorakit"].value("method", std::string("lora")) : "lora";
+      j["r"] = lc.r;
+      j["lora_alpha"] = lc.lora_alpha;
+      j["adapted_modules"] = modules.size();
+      j["lora_params"] = lora;
+      j["head_params"] = head;
+      j["trainable_params"] = lora + head;
+      j["inference_params"] = lora + head;
+    } else {
+      ModelConfig c = ModelConfig::from_file(join_path(*dir, "config.json"));
+      auto tensors = read_checkpoint_tensors(*dir);
+      int64_t total = 0;
+      for (auto& [_, t] : tensors) total += t.numel();
+      j["kind"] = "model";
+      j["model_type"] = c.model_type;
+      j["layers"] = c.num_hidden_layers;
+      j["hidden_size"] = c.hidden_size;
+      j["num_labels"] = c.num_labels;
+      j["tensors"] = tensors.size();
+      j["params"] = total;
+      j["trainable_params"] = total;  // full fine-tuning trains all of them
+      j["inference_params"] = total;
+    }
+    if (*as_json) {
+      fmt::print("{}\n", j.dump(2));
+    } else {
+      for (auto& [k, v] : j.items()) fmt::print("{:<18} {}\n", k, v.is_string() ? v.get<std::string>() : v.dump());
+    }
+  });
+}
+
+}  // namespace
+
+void register_training_commands(CLI::App& app) {
+  add_train(app);
+  add_eval(app);
+  add_merge(app);
+  add_inspect(app);
+}
+
+}  // namespace lorakit::cli

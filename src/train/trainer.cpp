@@ -1,0 +1,248 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include <ATen/ATen.h>
+#include <fmt/core.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include "core/errors.h"
+#include "core/fileutil.h"
+#include "text/batching.h"
+#include "text/metrics.h"
+
+namespace lorakit {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string hms(double s) {
+  if (!std::isfinite(s) || s < 0) s = 0;
+  int64_t x = static_cast<int64_t>(s + 0.5);
+  return fmt::format("{}:{:02d}:{:02d}", x / 3600, (x / 60) % 60, x % 60);
+}
+
+class Progress {
+ public:
+  Progress(bool on, int64_t total) : on_(on), total_(total), tty_(isatty(2)), start_(Clock::now()) {}
+  void update(int64_t step, int64_t epoch, double loss, double samples_per_s) {
+    if (!on_) return;
+    const double el = since(start_);
+    const double eta = step > 0 ? el / step * (total_ - step) : 0;
+    const int width = 24;
+    const int fill = total_ > 0 ? static_cast<int>(width * step / total_) : 0;
+    std::string bar = std::string(fill, '#') + std::string(width - fill, '.');
+    std::string line = fmt::format("epoch {} [{}] step {}/{} loss {:.4f} {:.1f} samples/s ETA {}", epoch, bar, step,
+                                   total_, loss, samples_per_s, hms(eta));
+    if (tty_) {
+      fmt::print(stderr, "\r{}\x1b[K", line);
+    } else if (step == total_ || step % std::max<int64_t>(1, total_ / 20) == 0) {
+      fmt::print(stderr, "{}\n", line);
+    }
+    std::fflush(stderr);
+  }
+  void message(const std::string& m) {
+    if (!on_) return;
+    if (tty_) fmt::print(stderr, "\r\x1b[K");
+    fmt::print(stderr, "{}\n", m);
+  }
+
+ private:
+  bool on_;
+  int64_t total_;
+  bool tty_;
+  Clock::time_point start_;
+};
+
+void save_dir_atomically(const std::string& dir, const std::function<void(const std::string&)>& write) {
+  namespace fs = std::filesystem;
+  const std::string tmp = dir + ".tmp";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  write(tmp);
+  const std::string old = dir + ".old";
+  fs::remove_all(old, ec);
+  if (fs::exists(dir)) fs::rename(dir, old);
+  fs::rename(tmp, dir);
+  fs::remove_all(old, ec);
+}
+
+}  // namespace
+
+EvalResult evaluate(SequenceClassifier& model, const EncodedDataset& ds, const data::TaskInfo& task,
+                    int64_t batch_size, double tau) {
+  auto t0 = Clock::now();
+  EvalResult r;
+  const bool was_training = model->is_training();
+  model->eval();
+  torch::NoGradGuard ng;
+  r.predictions.assign(ds.size(), 0.0);
+  double loss_sum = 0, correct = 0;
+  for (auto& idx : data::make_batches(ds.lengths(), batch_size, 0, /*shuffle=*/false, /*group=*/true)) {
+    Batch b = ds.collate(idx);
+    at::Tensor logits = model->forward(b.input_ids, b.attention_mask, b.token_type_ids);
+    loss_sum += per_sample_loss(logits, b.labels, task.is_regression).sum().item<double>();
+    correct += correct_mask(logits, b.labels, task.is_regression, tau).sum().item<double>();
+    at::Tensor pred = task.is_regression ? logits.squeeze(-1).to(at::kDouble) : logits.argmax(-1).to(at::kDouble);
+    auto acc = pred.accessor<double, 1>();
+    for (size_t i = 0; i < idx.size(); ++i) r.predictions[idx[i]] = acc[i];
+  }
+  const double n = std::max<double>(1, ds.size());
+  r.loss = loss_sum / n;
+  r.accuracy = correct / n;
+  r.metrics = data::compute_glue_metrics(task, r.predictions, ds.labels());
+  r.seconds = since(t0);
+  if (was_training) model->train();
+  return r;
+}
+
+TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train_ds, const EncodedDataset& eval_ds,
+                  const data::TaskInfo& task, const TrainConfig& cfg) {
+  if (cfg.batch_size <= 0) throw Error("--batch-size must be positive");
+  if (cfg.epochs <= 0 && cfg.max_steps <= 0) throw Error("need --epochs > 0 or --max-steps > 0");
+  if (train_ds.size() == 0) throw Error("training set is empty");
+  make_dirs(cfg.out_dir);
+  SequenceClassifier& model = base.model;
+  const int64_t per_epoch = (static_cast<int64_t>(train_ds.size()) + cfg.batch_size - 1) / cfg.batch_size;
+  int64_t total = cfg.max_steps > 0 ? cfg.max_steps : per_epoch * cfg.epochs;
+  const int64_t epochs = cfg.max_steps > 0 ? (cfg.max_steps + per_epoch - 1) / per_epoch : cfg.epochs;
+  const int64_t warmup =
+      cfg.warmup_steps >= 0 ? cfg.warmup_steps : static_cast<int64_t>(std::ceil(cfg.warmup_ratio * total));
+
+  // Optimizer groups come from the method (biases / LayerNorm without decay by default).
+  std::vector<ParamGroup> groups = method.param_groups(model, cfg.weight_decay);
+  std::vector<torch::optim::OptimizerParamGroup> og;
+  std::vector<double> group_lr;
+  std::vector<at::Tensor> trainable;
+  for (auto& g : groups) {
+    auto o = std::make_unique<torch::optim::AdamWOptions>(cfg.lr * g.lr_scale);
+    o->betas({0.9, 0.999}).eps(1e-8).weight_decay(g.weight_decay);
+    og.emplace_back(g.params, std::move(o));
+    group_lr.push_back(cfg.lr * g.lr_scale);
+    trainable.insert(trainable.end(), g.params.begin(), g.params.end());
+  }
+  if (trainable.empty()) throw Error("the method left no trainable parameters");
+  torch::optim::AdamW opt(og, torch::optim::AdamWOptions(cfg.lr));
+
+  std::mt19937_64 rng(cfg.seed);
+  const int64_t n_trainable = count_trainable(*model);
+  const int64_t n_inference = method.inference_params(model);
+  nlohmann::json run_cfg = {{"method", method.describe()}, {"task", task.name}, {"epochs", epochs},
+                            {"total_steps", total}, {"warmup_steps", warmup}, {"batch_size", cfg.batch_size},
+                            {"lr", cfg.lr}, {"weight_decay", cfg.weight_decay}, {"max_grad_norm", cfg.max_grad_norm},
+                            {"seed", cfg.seed}, {"train_examples", train_ds.size()},
+                            {"eval_examples", eval_ds.size()}, {"trainable_params", n_trainable},
+                            {"inference_params", n_inference}, {"model", base.dir}};
+  write_text_atomically(join_path(cfg.out_dir, "train_config.json"), run_cfg.dump(2) + "\n");
+
+  Progress progress(cfg.progress, total);
+  TrainResult result;
+  std::string jsonl;
+  double best = -std::numeric_limits<double>::infinity();
+  int64_t best_epoch = -1;
+  int64_t step = 0;
+  auto run_start = Clock::now();
+  double train_seconds = 0;
+  size_t samples_seen = 0;
+  model->train();
+  for (int64_t epoch = 1; epoch <= epochs && step < total; ++epoch) {
+    auto ep_start = Clock::now();
+    double loss_sum = 0, correct = 0, n_seen = 0;
+    auto batches = data::make_batches(train_ds.lengths(), cfg.batch_size, cfg.seed + epoch, /*shuffle=*/true,
+                                      cfg.group_by_length);
+    for (auto& idx : batches) {
+      if (step >= total) break;
+      Batch b = train_ds.collate(idx);
+      at::Tensor logits = model->forward(b.input_ids, b.attention_mask, b.token_type_ids);
+      StepInfo info;
+      info.step = step;
+      info.total_steps = total;
+      info.epoch = epoch;
+      info.rng = &rng;
+      info.logits = logits;
+      info.labels = b.labels;
+      info.regression = task.is_regression;
+      info.per_sample_loss = per_sample_loss(logits, b.labels, task.is_regression);
+      info.task_loss = info.per_sample_loss.mean();
+      at::Tensor extra = method.extra_loss(info);
+      at::Tensor loss = extra.defined() ? info.task_loss + extra : info.task_loss;
+      opt.zero_grad();
+      loss.backward();
+      if (cfg.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(trainable, cfg.max_grad_norm);
+      method.before_optimizer_step(info, opt);
+      const double factor = step < warmup ? static_cast<double>(step + 1) / std::max<int64_t>(1, warmup)
+                                          : std::max(0.0, static_cast<double>(total - step) /
+                                                              std::max<int64_t>(1, total - warmup));
+      for (size_t gi = 0; gi < opt.param_groups().size(); ++gi)
+        static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[gi].options()).lr(group_lr[gi] * factor);
+      opt.step();
+      method.after_optimizer_step(info, opt);
+      ++step;
+      const double bl = info.task_loss.item<double>();
+      if (!std::isfinite(bl)) throw Error("training diverged: loss is " + std::to_string(bl) + " at step " + std::to_string(step));
+      loss_sum += bl * idx.size();
+      correct += correct_mask(logits, b.labels, task.is_regression, cfg.regression_tau).sum().item<double>();
+      n_seen += idx.size();
+      samples_seen += idx.size();
+      progress.update(step, epoch, loss_sum / n_seen, samples_seen / std::max(1e-9, train_seconds + since(ep_start)));
+    }
+    const double ep_train_seconds = since(ep_start);
+    train_seconds += ep_train_seconds;
+    EvalResult ev = evaluate(model, eval_ds, task, cfg.eval_batch_size, cfg.regression_tau);
+    nlohmann::ordered_json line;
+    line["epoch"] = epoch;
+    line["step"] = step;
+    line["train_loss"] = loss_sum / std::max(1.0, n_seen);
+    line["train_accuracy"] = correct / std::max(1.0, n_seen);
+    line["eval_loss"] = ev.loss;
+    line["eval_accuracy"] = ev.accuracy;
+    for (auto& [k, v] : ev.metrics) line["eval_" + k] = v;
+    line["generalization_gap"] = correct / std::max(1.0, n_seen) - ev.accuracy;
+    line["train_seconds"] = ep_train_seconds;
+    line["eval_seconds"] = ev.seconds;
+    line["train_samples_per_second"] = n_seen / std::max(1e-9, ep_train_seconds);
+    line["lr"] = static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[0].options()).lr();
+    line["trainable_params"] = n_trainable;
+    line["inference_params"] = n_inference;
+    nlohmann::json ms = method.epoch_stats();
+    for (auto& [k, v] : ms.items()) line[k] = v;
+    result.epochs.push_back(line);
+    jsonl += line.dump() + "\n";
+    write_text_atomically(join_path(cfg.out_dir, "metrics.jsonl"), jsonl);
+    const double main = ev.metrics.count(task.main_metric) ? ev.metrics.at(task.main_metric) : ev.accuracy;
+    progress.message(fmt::format("epoch {}: train loss {:.4f} acc {:.4f} | eval loss {:.4f} {} {:.4f} | {:.1f}s", epoch,
+                                 line["train_loss"].get<double>(), line["train_accuracy"].get<double>(), ev.loss,
+                                 task.main_metric, main, ep_train_seconds + ev.seconds));
+    if (cfg.keep_best && main > best) {
+      best = main;
+      best_epoch = epoch;
+      save_dir_atomically(join_path(cfg.out_dir, "best"), [&](const std::string& d) { method.save(model, base, d); });
+    }
+  }
+  save_dir_atomically(join_path(cfg.out_dir, "last"), [&](const std::string& d) { method.save(model, base, d); });
+  nlohmann::ordered_json s;
+  s["task"] = task.name;
+  s["method"] = method.name();
+  s["main_metric"] = task.main_metric;
+  s["best_epoch"] = best_epoch;
+  s["best_" + task.main_metric] = best_epoch > 0 ? best : 0.0;
+  s["final"] = result.epochs.empty() ? nlohmann::json() : nlohmann::json(result.epochs.back());
+  s["steps"] = step;
+  s["wall_seconds"] = since(run_start);
+  s["train_samples_per_second"] = samples_seen / std::max(1e-9, train_seconds);
+  s["trainable_params"] = n_trainable;
+  s["inference_params"] = n_inference;
+  result.summary = s;
+  write_text_atomically(join_path(cfg.out_dir, "results.json"), s.dump(2) + "\n");
+  return result;
+}
+
+}  // namespace lorakit

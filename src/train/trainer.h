@@ -1,0 +1,53 @@
+// The training loop: AdamW (no decay on biases / LayerNorm), linear warm-up then linear decay,
+// gradient clipping, evaluation every epoch, keep-best, per-epoch JSONL log. It drives a
+// lorakit::Method through its hooks and never names a method.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "train/data.h"
+#include "tuners/method.h"
+
+namespace lorakit {
+
+struct TrainConfig {
+  std::string out_dir;
+  int64_t epochs = 3;
+  int64_t max_steps = -1;         // > 0 stops after that many optimizer steps
+  int64_t batch_size = 32;
+  int64_t eval_batch_size = 64;
+  double lr = 5e-4;
+  double weight_decay = 0.01;
+  double warmup_ratio = 0.06;     // of total steps, unless warmup_steps >= 0
+  int64_t warmup_steps = -1;
+  double max_grad_norm = 1.0;     // <= 0 disables clipping
+  uint64_t seed = 42;
+  bool group_by_length = true;
+  bool keep_best = true;          // save <out>/best whenever the main metric improves
+  bool progress = true;           // progress bar on stderr
+  double regression_tau = 0.5;    // regression "accuracy": |ŷ − y| ≤ tau
+};
+
+struct EvalResult {
+  double loss = 0;
+  double accuracy = 0;  // classification accuracy, or fraction within tau for regression
+  std::map<std::string, double> metrics;
+  std::vector<double> predictions;
+  double seconds = 0;
+};
+
+EvalResult evaluate(SequenceClassifier& model, const EncodedDataset& ds, const data::TaskInfo& task,
+                    int64_t batch_size, double regression_tau = 0.5);
+
+struct TrainResult {
+  std::vector<nlohmann::json> epochs;  // the JSONL lines
+  nlohmann::json summary;              // also written to <out>/results.json
+};
+
+// Trains `base.model` with `method` (already attached) on `train`, evaluating on `eval` every epoch.
+// Writes <out>/metrics.jsonl, <out>/results.json, <out>/best/ and <out>/last/ (method.save).
+TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train, const EncodedDataset& eval,
+                  const data::TaskInfo& task, const TrainConfig& cfg);
+
+}  // namespace lorakit
