@@ -59,6 +59,8 @@ void LoraMethod::attach(SequenceClassifier& model) {
   }
 }
 
+nlohmann::json LoraMethod::epoch_stats() { return nlohmann::json::object(); }
+
 nlohmann::json LoraMethod::describe() const {
   nlohmann::json j = extra_config();
   j["r"] = cfg_.r;

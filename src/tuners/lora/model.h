@@ -18,6 +18,8 @@ class LoraMethod : public Method {
   void attach(SequenceClassifier& model) override;
   void save(const SequenceClassifier& model, const LoadedModel& base, const std::string& dir) const override;
   nlohmann::json describe() const override;
+  // LoRA-family statistics for the epoch log (diagnostics of ΔW etc.). Subclasses extend, calling this.
+  nlohmann::json epoch_stats() override;
   // Settings a subclass records under adapter_config.json's "lorakit" key.
   virtual nlohmann::json extra_config() const { return {{"method", name()}}; }
 
