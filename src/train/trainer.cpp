@@ -104,6 +104,75 @@ EvalResult evaluate(SequenceClassifier& model, const EncodedDataset& ds, const d
   return r;
 }
 
+struct StepRunner::Impl {
+  SequenceClassifier model;
+  Method& method;
+  TrainConfig cfg;
+  int64_t total, warmup;
+  std::vector<double> group_lr;
+  std::vector<at::Tensor> trainable;
+  std::unique_ptr<torch::optim::AdamW> opt;
+  std::mt19937_64 rng;
+  Impl(SequenceClassifier m, Method& me, const TrainConfig& c, int64_t t, int64_t w)
+      : model(std::move(m)), method(me), cfg(c), total(t), warmup(w), rng(c.seed) {}
+};
+
+StepRunner::StepRunner(SequenceClassifier& model, Method& method, const TrainConfig& cfg, int64_t total_steps,
+                       int64_t warmup_steps)
+    : impl_(std::make_unique<Impl>(model, method, cfg, total_steps, warmup_steps)) {
+  // Optimizer groups come from the method (biases / LayerNorm without decay by default).
+  std::vector<ParamGroup> groups = method.param_groups(model, cfg.weight_decay);
+  std::vector<torch::optim::OptimizerParamGroup> og;
+  for (auto& g : groups) {
+    auto o = std::make_unique<torch::optim::AdamWOptions>(cfg.lr * g.lr_scale);
+    o->betas({0.9, 0.999}).eps(1e-8).weight_decay(g.weight_decay);
+    og.emplace_back(g.params, std::move(o));
+    impl_->group_lr.push_back(cfg.lr * g.lr_scale);
+    impl_->trainable.insert(impl_->trainable.end(), g.params.begin(), g.params.end());
+  }
+  if (impl_->trainable.empty()) throw Error("the method left no trainable parameters");
+  impl_->opt = std::make_unique<torch::optim::AdamW>(og, torch::optim::AdamWOptions(cfg.lr));
+}
+
+StepRunner::~StepRunner() = default;
+
+torch::optim::Optimizer& StepRunner::optimizer() { return *impl_->opt; }
+
+double StepRunner::current_lr() const {
+  return static_cast<torch::optim::AdamWOptions&>(impl_->opt->param_groups()[0].options()).lr();
+}
+
+StepRunner::Out StepRunner::step(const Batch& b, bool regression, int64_t epoch) {
+  Impl& m = *impl_;
+  m.model->train();
+  at::Tensor logits = m.model->forward(b.input_ids, b.attention_mask, b.token_type_ids);
+  StepInfo info;
+  info.step = step_;
+  info.total_steps = m.total;
+  info.epoch = epoch;
+  info.rng = &m.rng;
+  info.logits = logits;
+  info.labels = b.labels;
+  info.regression = regression;
+  info.per_sample_loss = per_sample_loss(logits, b.labels, regression);
+  info.task_loss = info.per_sample_loss.mean();
+  at::Tensor extra = m.method.extra_loss(info);
+  at::Tensor loss = extra.defined() ? info.task_loss + extra : info.task_loss;
+  m.opt->zero_grad();
+  loss.backward();
+  if (m.cfg.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(m.trainable, m.cfg.max_grad_norm);
+  m.method.before_optimizer_step(info, *m.opt);
+  const double factor = step_ < m.warmup ? static_cast<double>(step_ + 1) / std::max<int64_t>(1, m.warmup)
+                                         : std::max(0.0, static_cast<double>(m.total - step_) /
+                                                             std::max<int64_t>(1, m.total - m.warmup));
+  for (size_t gi = 0; gi < m.opt->param_groups().size(); ++gi)
+    static_cast<torch::optim::AdamWOptions&>(m.opt->param_groups()[gi].options()).lr(m.group_lr[gi] * factor);
+  m.opt->step();
+  m.method.after_optimizer_step(info, *m.opt);
+  ++step_;
+  return {logits, info.task_loss.item<double>()};
+}
+
 TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train_ds, const EncodedDataset& eval_ds,
                   const data::TaskInfo& task, const TrainConfig& cfg) {
   if (cfg.batch_size <= 0) throw Error("--batch-size must be positive");
@@ -117,22 +186,7 @@ TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train
   const int64_t warmup =
       cfg.warmup_steps >= 0 ? cfg.warmup_steps : static_cast<int64_t>(std::ceil(cfg.warmup_ratio * total));
 
-  // Optimizer groups come from the method (biases / LayerNorm without decay by default).
-  std::vector<ParamGroup> groups = method.param_groups(model, cfg.weight_decay);
-  std::vector<torch::optim::OptimizerParamGroup> og;
-  std::vector<double> group_lr;
-  std::vector<at::Tensor> trainable;
-  for (auto& g : groups) {
-    auto o = std::make_unique<torch::optim::AdamWOptions>(cfg.lr * g.lr_scale);
-    o->betas({0.9, 0.999}).eps(1e-8).weight_decay(g.weight_decay);
-    og.emplace_back(g.params, std::move(o));
-    group_lr.push_back(cfg.lr * g.lr_scale);
-    trainable.insert(trainable.end(), g.params.begin(), g.params.end());
-  }
-  if (trainable.empty()) throw Error("the method left no trainable parameters");
-  torch::optim::AdamW opt(og, torch::optim::AdamWOptions(cfg.lr));
-
-  std::mt19937_64 rng(cfg.seed);
+  StepRunner runner(model, method, cfg, total, warmup);
   const int64_t n_trainable = count_trainable(*model);
   const int64_t n_inference = method.inference_params(model);
   nlohmann::json run_cfg = {{"method", method.describe()}, {"task", task.name}, {"epochs", epochs},
@@ -161,32 +215,10 @@ TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train
     for (auto& idx : batches) {
       if (step >= total) break;
       Batch b = train_ds.collate(idx);
-      at::Tensor logits = model->forward(b.input_ids, b.attention_mask, b.token_type_ids);
-      StepInfo info;
-      info.step = step;
-      info.total_steps = total;
-      info.epoch = epoch;
-      info.rng = &rng;
-      info.logits = logits;
-      info.labels = b.labels;
-      info.regression = task.is_regression;
-      info.per_sample_loss = per_sample_loss(logits, b.labels, task.is_regression);
-      info.task_loss = info.per_sample_loss.mean();
-      at::Tensor extra = method.extra_loss(info);
-      at::Tensor loss = extra.defined() ? info.task_loss + extra : info.task_loss;
-      opt.zero_grad();
-      loss.backward();
-      if (cfg.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(trainable, cfg.max_grad_norm);
-      method.before_optimizer_step(info, opt);
-      const double factor = step < warmup ? static_cast<double>(step + 1) / std::max<int64_t>(1, warmup)
-                                          : std::max(0.0, static_cast<double>(total - step) /
-                                                              std::max<int64_t>(1, total - warmup));
-      for (size_t gi = 0; gi < opt.param_groups().size(); ++gi)
-        static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[gi].options()).lr(group_lr[gi] * factor);
-      opt.step();
-      method.after_optimizer_step(info, opt);
+      StepRunner::Out so = runner.step(b, task.is_regression, epoch);
+      at::Tensor logits = so.logits;
       ++step;
-      const double bl = info.task_loss.item<double>();
+      const double bl = so.loss;
       if (!std::isfinite(bl)) throw Error("training diverged: loss is " + std::to_string(bl) + " at step " + std::to_string(step));
       loss_sum += bl * idx.size();
       correct += correct_mask(logits, b.labels, task.is_regression, cfg.regression_tau).sum().item<double>();
@@ -209,7 +241,7 @@ TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train
     line["train_seconds"] = ep_train_seconds;
     line["eval_seconds"] = ev.seconds;
     line["train_samples_per_second"] = n_seen / std::max(1e-9, ep_train_seconds);
-    line["lr"] = static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[0].options()).lr();
+    line["lr"] = runner.current_lr();
     line["trainable_params"] = n_trainable;
     line["inference_params"] = n_inference;
     nlohmann::json ms = method.epoch_stats();

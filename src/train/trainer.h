@@ -2,6 +2,7 @@
 // gradient clipping, evaluation every epoch, keep-best, per-epoch JSONL log. It drives a
 // lorakit::Method through its hooks and never names a method.
 #pragma once
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -39,6 +40,29 @@ struct EvalResult {
 
 EvalResult evaluate(SequenceClassifier& model, const EncodedDataset& ds, const data::TaskInfo& task,
                     int64_t batch_size, double regression_tau = 0.5);
+
+// One optimizer step exactly as train() takes it: forward, task loss, method.extra_loss, backward,
+// clipping, method.before_optimizer_step, learning rate, AdamW step, method.after_optimizer_step.
+// Used by train() and by the benchmarks.
+class StepRunner {
+ public:
+  StepRunner(SequenceClassifier& model, Method& method, const TrainConfig& cfg, int64_t total_steps,
+             int64_t warmup_steps);
+  ~StepRunner();
+  struct Out {
+    at::Tensor logits;
+    double loss;  // task loss (mean)
+  };
+  Out step(const Batch& b, bool regression, int64_t epoch);
+  int64_t steps_taken() const { return step_; }
+  double current_lr() const;
+  torch::optim::Optimizer& optimizer();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int64_t step_ = 0;
+};
 
 struct TrainResult {
   std::vector<nlohmann::json> epochs;  // the JSONL lines

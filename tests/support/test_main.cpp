@@ -4,7 +4,8 @@
 
 int main(int argc, char** argv) {
   lorakit::ensure_blas_environment(argc, argv);
-  lorakit::configure_threads(0);
+  // ctest runs test processes in parallel: one LibTorch thread each avoids oversubscribing the cores.
+  lorakit::configure_threads(1);
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }
