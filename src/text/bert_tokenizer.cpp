@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "text/tokenizer.h"
+#include "text/unigram_tokenizer.h"
 #include "text/unicode.h"
 
 namespace lorakit::text {
@@ -533,6 +534,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
     return it->get<bool>();
   };
 
+  // USE-lite's SentencePiece-unigram pieces (vocab.json of [piece, score] pairs).
+  const fs::path vj = dir / "vocab.json";
+  if (!fs::exists(tj, ec) && !fs::exists(vocab, ec) && fs::exists(vj, ec) && UnigramTokenizer::is_unigram_vocab_json(vj.string()))
+    return std::make_unique<UnigramTokenizer>(UnigramTokenizer::from_model_dir(model_dir));
   if (fs::exists(tj, ec)) {
     BertTokenizer::NormalizerOverrides ov;
     ov.do_lower_case = bool_setting("do_lower_case");
