@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   int64_t layers = 12, hidden = 768, heads = 12, inter = 3072, vocab = 30522, batch = 32, seq = 128, r = 8;
   int steps = 5, warmup = 1, threads = 0;
   std::vector<std::string> opts;
-  bool json_out = false;
+  bool json_out = false, stats = false;
   app.add_option("--method", method);
   app.add_option("--layers", layers);
   app.add_option("--hidden", hidden);
@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   app.add_option("--opt", opts, "method option key=value (repeatable), as MethodOptions::extra");
   app.add_flag("--json", json_out);
+  app.add_flag("--stats", stats, "then print the method's epoch_stats() as JSON (gr-lora: --opt gr_profile=true adds per-phase ms)");
   CLI11_PARSE(app, argc, argv);
   configure_threads(threads);
 
@@ -117,5 +118,6 @@ int main(int argc, char** argv) {
                "peak RSS {:.0f} MiB | trainable {}\n",
                method, layers, hidden, batch, seq, r, at::get_num_threads(), mean, mn, rss_mib, trainable);
   }
+  if (stats) fmt::print("{}\n", m->epoch_stats().dump());
   return 0;
 }

@@ -125,6 +125,7 @@ void register_all(CLI::App& app) {
   add_env(app);
   add_init_model(app);
   register_training_commands(app);
+  register_sweep_command(app);
 }
 
 }  // namespace lorakit::cli

@@ -2,6 +2,9 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <cctype>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -15,11 +18,34 @@
 #include "text/glue.h"
 #include "text/tokenizer.h"
 #include "train/trainer.h"
+#include "tuners/lora/diagnostics.h"
 #include "tuners/lora/model.h"
 #include "tuners/registry.h"
 
 namespace lorakit::cli {
 namespace {
+
+// "layer.2" before "layer.10": digit runs compare as numbers.
+bool natural_less(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t i2 = i, j2 = j;
+      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
+      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
+      const std::string x = a.substr(i, i2 - i), y = b.substr(j, j2 - j);
+      if (x.size() != y.size()) return x.size() < y.size();
+      if (x != y) return x < y;
+      i = i2;
+      j = j2;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
 
 std::vector<std::string> split_csv(const std::string& s) {
   std::vector<std::string> out;
@@ -268,6 +294,28 @@ void add_inspect(CLI::App& app) {
       j["head_params"] = head;
       j["trainable_params"] = lora + head;
       j["inference_params"] = lora + head;
+      j["t_i_params"] = fmt::format("{} / {}", lora + head, lora + head);  // seed 001's "# T / I-Params"
+      // ΔW diagnostics (seed 001 Table 4) from the adapter's own factors; no base model needed.
+      std::map<std::string, std::pair<at::Tensor, at::Tensor>> factors;  // module path → (A, B)
+      const std::string prefix = "base_model.model.";
+      for (auto& k : f.keys()) {
+        for (const char* which : {".lora_A.weight", ".lora_B.weight"}) {
+          const std::string suffix = which;
+          if (k.size() <= suffix.size() || k.compare(k.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+          std::string path = k.substr(0, k.size() - suffix.size());
+          if (path.rfind(prefix, 0) == 0) path = path.substr(prefix.size());
+          (suffix == ".lora_A.weight" ? factors[path].first : factors[path].second) = f.load(k);
+        }
+      }
+      std::vector<std::pair<std::string, LoraModuleDiagnostics>> diags;
+      for (auto& [path, ab] : factors) {
+        if (!ab.first.defined() || !ab.second.defined())
+          throw Error(*dir + ": module '" + path + "' lacks its lora_A or lora_B tensor");
+        diags.emplace_back(path, lora_module_diagnostics(ab.first, ab.second, lc.scaling()));
+      }
+      std::sort(diags.begin(), diags.end(), [](const auto& a, const auto& b) { return natural_less(a.first, b.first); });
+      const nlohmann::ordered_json dj = diagnostics_json(diags, /*per_module=*/true);
+      for (auto& [k, v] : dj.items()) j[k] = v;
     } else {
       ModelConfig c = ModelConfig::from_file(join_path(*dir, "config.json"));
       auto tensors = read_checkpoint_tensors(*dir);
@@ -286,7 +334,19 @@ void add_inspect(CLI::App& app) {
     if (*as_json) {
       fmt::print("{}\n", j.dump(2));
     } else {
-      for (auto& [k, v] : j.items()) fmt::print("{:<18} {}\n", k, v.is_string() ? v.get<std::string>() : v.dump());
+      for (auto& [k, v] : j.items()) {
+        if (k == "lora_modules") continue;  // printed as a table below
+        fmt::print("{:<22} {}\n", k, v.is_string() ? v.get<std::string>() : v.dump());
+      }
+      if (j.contains("lora_modules")) {
+        fmt::print("\n{:<48} {:>11} {:>4} {:>5} {:>11} {:>13} {:>11} {:>11}\n", "module", "shape", "r", "rank",
+                   "sigma_max", "|dWdWt-I|^2", "|AAt-I|^2", "|BtB-I|^2");
+        for (auto& [path, e] : j["lora_modules"].items())
+          fmt::print("{:<48} {:>11} {:>4} {:>5} {:>11.4g} {:>13.6g} {:>11.6g} {:>11.6g}\n", path,
+                     fmt::format("{}x{}", e["shape"][0].get<int64_t>(), e["shape"][1].get<int64_t>()),
+                     e["r"].get<int64_t>(), e["rank"].get<int64_t>(), e["sigma_max"].get<double>(),
+                     e["dw_orth_loss"].get<double>(), e["a_orth_loss"].get<double>(), e["b_orth_loss"].get<double>());
+      }
     }
   });
 }

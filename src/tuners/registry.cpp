@@ -4,7 +4,9 @@
 
 #include "core/errors.h"
 #include "tuners/full/full.h"
+#include "tuners/gr_lora/model.h"
 #include "tuners/lora/model.h"
+#include "tuners/rm_lora/model.h"
 
 namespace lorakit {
 
@@ -15,6 +17,23 @@ const std::vector<MethodEntry>& method_table() {
        [](const MethodOptions&) { return std::make_unique<FullFineTuning>(); }, {}},
       {"lora", "LoRA (PEFT semantics)", [](const MethodOptions& o) { return std::make_unique<LoraMethod>(o.lora); },
        {}},
+      {"gr-lora", "GR-LoRA: LoRA + inverse-norm gradient scaling + correctness-aware gradient penalty (seed 000)",
+       make_gr_lora, &add_gr_lora_flags},
+      {"r-lora", "R-LoRA: LoRA + orthogonality regularizer λ_orth·Σ(‖AAᵀ−I‖² + ‖BᵀB−I‖²) (seed 001)",
+       [](const MethodOptions& o) {
+         return std::make_unique<RmLoraMethod>(o.lora, RmLoraConfig::from_options("r-lora", o.extra));
+       },
+       &add_rm_lora_flags},
+      {"gm-lora", "GM-LoRA: LoRA updating r̂ random directions per module per step (seed 001)",
+       [](const MethodOptions& o) {
+         return std::make_unique<RmLoraMethod>(o.lora, RmLoraConfig::from_options("gm-lora", o.extra));
+       },
+       &add_rm_lora_flags},
+      {"rm-lora", "RM-LoRA: R-LoRA + GM-LoRA (seed 001)",
+       [](const MethodOptions& o) {
+         return std::make_unique<RmLoraMethod>(o.lora, RmLoraConfig::from_options("rm-lora", o.extra));
+       },
+       &add_rm_lora_flags},
   };
   return t;
 }

@@ -5,6 +5,7 @@
 #include "core/errors.h"
 #include "core/fileutil.h"
 #include "core/safetensors.h"
+#include "tuners/lora/diagnostics.h"
 
 namespace lorakit {
 
@@ -59,7 +60,15 @@ void LoraMethod::attach(SequenceClassifier& model) {
   }
 }
 
-nlohmann::json LoraMethod::epoch_stats() { return nlohmann::json::object(); }
+// Seed 001 Table 4 / SPEC section 4 diagnostics of every adapted module's ΔW = s·B·A, computed through
+// the thin factors (tuners/lora/diagnostics.h): aggregates as flat keys, per-module under "lora_modules".
+nlohmann::json LoraMethod::epoch_stats() {
+  std::vector<std::pair<std::string, LoraModuleDiagnostics>> d;
+  d.reserve(layers_.size());
+  for (auto& [path, layer] : layers_)
+    d.emplace_back(path, lora_module_diagnostics(layer->lora_A->weight, layer->lora_B->weight, layer->scaling));
+  return diagnostics_json(d, /*per_module=*/true);
+}
 
 nlohmann::json LoraMethod::describe() const {
   nlohmann::json j = extra_config();

@@ -1,0 +1,212 @@
+#include "tuners/gr_lora/model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/errors.h"
+#include "train/data.h"
+#include "tuners/registry.h"
+
+namespace lorakit {
+
+namespace {
+c10::intrusive_ptr<GradScaleSwitch> new_switch() { return c10::make_intrusive<GradScaleSwitch>(); }
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+}  // namespace
+
+GrLoraMethod::GrLoraMethod(LoraConfig cfg, GrLoraConfig gr)
+    : LoraMethod(std::move(cfg)), gr_(std::move(gr)), sw_(new_switch()) {
+  gr_.validate();
+  // Every adapted module gets a GrLoraLayer sharing this method's bypass switch.
+  factory_ = [g = gr_, s = sw_](AdaptableLinearImpl& h, const LoraConfig& c) -> std::shared_ptr<LoraLayer> {
+    return std::make_shared<GrLoraLayer>(h, c, g, s);
+  };
+}
+
+std::vector<GrLoraLayer*> GrLoraMethod::gr_layers() const {
+  std::vector<GrLoraLayer*> out;
+  out.reserve(layers_.size());
+  for (auto& [path, l] : layers_) {
+    auto* g = dynamic_cast<GrLoraLayer*>(l.get());
+    if (!g) throw Error("gr-lora: module '" + path + "' has no GR-LoRA layer");
+    out.push_back(g);
+  }
+  return out;
+}
+
+nlohmann::json GrLoraMethod::extra_config() const {
+  nlohmann::ordered_json j;
+  j["method"] = name();
+  j["gr_lora"] = gr_.to_json();
+  return j;
+}
+
+void GrLoraMethod::clear_records() {
+  for (auto* l : gr_layers()) l->clear_record();
+}
+
+at::Tensor GrLoraMethod::penalty_sum_efficient(const at::Tensor& per_sample_loss, const at::Tensor& correct) const {
+  const auto layers = gr_layers();
+  std::vector<at::Tensor> outs;
+  outs.reserve(layers.size());
+  for (auto* l : layers) {
+    if (!l->rec_h.defined()) throw Error("gr-lora: no recorded training forward for the penalty");
+    outs.push_back(l->rec_h);
+  }
+  const int64_t batch = correct.size(0);
+  at::Tensor idx = correct.nonzero().squeeze(1);
+  const int64_t n_s = idx.size(0);
+  const bool all = n_s == batch;
+  // δ = ∂(Σ_{i∈S} L_i)/∂h' for every module at once. Samples do not interact, so row i∈S is ∂L_i/∂h'_i
+  // (the rows outside S are zero and dropped below). create_graph: the penalty is differentiated
+  // again by the trainer's backward. The scaling nodes downstream are bypassed: true gradients.
+  at::Tensor sum_s = (per_sample_loss * correct.to(per_sample_loss.scalar_type())).sum();
+  torch::autograd::variable_list deltas;
+  const auto t0 = Clock::now();
+  {
+    GradScaleBypass bypass(sw_);
+    deltas = torch::autograd::grad({sum_s}, outs, {}, /*retain_graph=*/true, /*create_graph=*/true,
+                                   /*allow_unused=*/true);
+  }
+  ph_.delta_grad += seconds_since(t0);
+  at::Tensor total;
+  for (size_t m = 0; m < layers.size(); ++m) {
+    if (!deltas[m].defined()) continue;  // this module does not reach the loss
+    auto* l = layers[m];
+    const at::Tensor& A = l->lora_A->weight;  // [R, d_in]
+    const at::Tensor& B = l->lora_B->weight;  // [d_out, R]
+    const int64_t d_in = A.size(1), d_out = B.size(0);
+    at::Tensor d = all ? deltas[m] : deltas[m].index_select(0, idx);
+    at::Tensor x = all ? l->rec_x : l->rec_x.index_select(0, idx);
+    d = d.reshape({n_s, -1, d_out});  // [|S|, T, d_out]
+    x = x.reshape({n_s, -1, d_in});   // [|S|, T, d_in]   (x̃: the forward's dropped-out input)
+    at::Tensor u = at::matmul(x, A.t());                                     // [|S|, T, R]
+    at::Tensor grad_B = at::bmm(d.transpose(1, 2), u) * l->scaling;          // [|S|, d_out, R] = s·δᵢᵀ uᵢ
+    at::Tensor grad_A = at::bmm(at::matmul(d, B).transpose(1, 2), x) * l->scaling;  // [|S|, R, d_in] = s·(δᵢB)ᵀ x̃ᵢ
+    at::Tensor term = grad_A.square().sum() + grad_B.square().sum();
+    total = total.defined() ? total + term : term;
+  }
+  if (!total.defined()) total = at::zeros({}, per_sample_loss.options());
+  return total;
+}
+
+at::Tensor GrLoraMethod::penalty_sum_naive(const at::Tensor& per_sample_loss, const at::Tensor& correct) const {
+  std::vector<at::Tensor> params;
+  for (auto* l : gr_layers()) {
+    params.push_back(l->lora_A->weight);
+    params.push_back(l->lora_B->weight);
+  }
+  at::Tensor idx = correct.nonzero().squeeze(1);
+  auto acc = idx.accessor<int64_t, 1>();
+  at::Tensor total;
+  for (int64_t k = 0; k < idx.size(0); ++k) {
+    torch::autograd::variable_list g;
+    const auto t0 = Clock::now();
+    {
+      GradScaleBypass bypass(sw_);
+      g = torch::autograd::grad({per_sample_loss[acc[k]]}, params, {}, /*retain_graph=*/true, /*create_graph=*/true,
+                                /*allow_unused=*/true);
+    }
+    ph_.delta_grad += seconds_since(t0);
+    for (auto& t : g) {
+      if (!t.defined()) continue;
+      at::Tensor term = t.square().sum();
+      total = total.defined() ? total + term : term;
+    }
+  }
+  if (!total.defined()) total = at::zeros({}, per_sample_loss.options());
+  return total;
+}
+
+at::Tensor GrLoraMethod::penalty(const StepInfo& step, const std::string& mode_in) const {
+  const std::string mode = mode_in.empty() ? gr_.penalty_mode : mode_in;
+  at::Tensor correct = correct_mask(step.logits, step.labels, step.regression, gr_.tau);
+  const int64_t n_s = correct.sum().item<int64_t>();
+  if (n_s == 0) return at::zeros({}, step.per_sample_loss.options().requires_grad(false));
+  at::Tensor sum;
+  if (mode == "efficient")
+    sum = penalty_sum_efficient(step.per_sample_loss, correct);
+  else if (mode == "naive")
+    sum = penalty_sum_naive(step.per_sample_loss, correct);
+  else
+    throw Error("gr-lora: unknown penalty mode '" + mode + "'");
+  return sum * (gr_.reg / static_cast<double>(n_s));
+}
+
+at::Tensor GrLoraMethod::extra_loss(StepInfo& step) {
+  const auto t0 = Clock::now();
+  if (have_last_end_) {
+    ph_.forward += std::chrono::duration<double>(t0 - last_end_).count();
+    ++ph_.forward_steps;
+  }
+  const double before_delta = ph_.delta_grad;
+  const int64_t batch = step.logits.size(0);
+  at::Tensor correct = correct_mask(step.logits, step.labels, step.regression, gr_.tau);
+  frac_sum_ += correct.sum().item<double>() / std::max<int64_t>(1, batch);
+  ++steps_;
+  at::Tensor p;
+  if (gr_.penalty_active()) {
+    p = penalty(step);
+    clear_records();  // the penalty's graph holds what it needs; the layers let go
+    pen_sum_ += p.item<double>();
+  }
+  extra_end_ = Clock::now();
+  ph_.penalty += std::chrono::duration<double>(extra_end_ - t0).count() - (ph_.delta_grad - before_delta);
+  return p;
+}
+
+void GrLoraMethod::before_optimizer_step(StepInfo&, torch::optim::Optimizer&) {
+  before_opt_ = Clock::now();
+  ph_.backward += std::chrono::duration<double>(before_opt_ - extra_end_).count();
+}
+
+void GrLoraMethod::after_optimizer_step(StepInfo&, torch::optim::Optimizer&) {
+  clear_records();
+  last_end_ = Clock::now();
+  have_last_end_ = true;
+  ph_.optimizer += std::chrono::duration<double>(last_end_ - before_opt_).count();
+  ++ph_.steps;
+}
+
+nlohmann::json GrLoraMethod::epoch_stats() {
+  nlohmann::json j = LoraMethod::epoch_stats();
+  if (steps_ > 0) {
+    j["gr_correct_fraction"] = frac_sum_ / steps_;
+    j["gr_penalty"] = pen_sum_ / steps_;
+  }
+  std::vector<double> means;
+  for (auto* l : gr_layers()) {
+    const double m = l->take_mean_scale();
+    if (std::isfinite(m)) means.push_back(m);
+  }
+  if (!means.empty()) {
+    std::sort(means.begin(), means.end());
+    const size_t n = means.size();
+    j["gr_scale_min"] = means.front();
+    j["gr_scale_median"] = n % 2 ? means[n / 2] : 0.5 * (means[n / 2 - 1] + means[n / 2]);
+    j["gr_scale_max"] = means.back();
+  }
+  if (gr_.profile && ph_.steps > 0) {
+    // Mean milliseconds per step of each phase.
+    const double n = static_cast<double>(ph_.steps);
+    j["gr_phase_ms"] = {{"forward", ph_.forward_steps ? 1e3 * ph_.forward / ph_.forward_steps : 0.0},
+                        {"delta_grad", 1e3 * ph_.delta_grad / n},
+                        {"penalty_rest", 1e3 * ph_.penalty / n},
+                        {"backward", 1e3 * ph_.backward / n},
+                        {"optimizer", 1e3 * ph_.optimizer / n},
+                        {"steps", ph_.steps}};
+  }
+  frac_sum_ = pen_sum_ = 0;
+  steps_ = 0;
+  ph_ = Phases{};
+  return j;
+}
+
+std::unique_ptr<Method> make_gr_lora(const MethodOptions& opt) {
+  return std::make_unique<GrLoraMethod>(opt.lora, GrLoraConfig::from_json(opt.extra));
+}
+
+}  // namespace lorakit
