@@ -223,3 +223,23 @@ TEST(Checkpoint, NewHeadSizeIsReinitialised) {
   EXPECT_EQ(lm.model->classifier_linear->weight.size(0), 1);
   ASSERT_EQ(lm.report.newly_initialized.size(), 2u);  // classifier weight + bias
 }
+
+TEST(Model, BadIdsAreClearErrorsAndRobertaIgnoresSegments) {
+  ModelConfig c = tiny_config("bert");
+  SequenceClassifier m(c);
+  m->eval();
+  at::Tensor ids = at::full({1, 4}, c.vocab_size, at::kLong);  // one past the end
+  try {
+    m->forward(ids, {}, {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("outside the model's vocabulary"), std::string::npos) << e.what();
+  }
+  // RoBERTa has one token type: segment ids from a pair tokenizer are ignored, not an index error.
+  ModelConfig rc = tiny_config("roberta");
+  SequenceClassifier r(rc);
+  r->eval();
+  at::Tensor rid = at::randint(3, rc.vocab_size, {2, 6}, at::kLong);
+  at::Tensor tt = at::ones({2, 6}, at::kLong);
+  EXPECT_TRUE(at::equal(r->forward(rid, {}, tt), r->forward(rid, {}, {})));
+}

@@ -167,3 +167,26 @@ TEST_F(TrainCli, BadInputsFailCleanly) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("model.safetensors"), std::string::npos) << r.output;
 }
+
+TEST_F(TrainCli, RobertaRegressionOnStsbTrainsAndMerges) {
+  const std::string rb = dir_->file("roberta");
+  auto r = run_cli("init-model --arch roberta --vocab " + lorakit::testing::vocab_file() +
+                   " --hidden 32 --layers 1 --heads 2 --intermediate 64 --max-position 128 --out " + rb);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string out = dir_->file("stsb");
+  r = run_cli("train --model " + rb + " --task stsb --data " + data() +
+              " --method lora --max-train-samples 256 --max-eval-samples 64 --max-seq-len 64 --epochs 2 --lr 3e-3"
+              " --threads 1 --no-progress --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto epochs = read_jsonl(out + "/metrics.jsonl");
+  ASSERT_EQ(epochs.size(), 2u);
+  EXPECT_TRUE(epochs[0].contains("eval_pearson"));
+  EXPECT_TRUE(epochs[0].contains("eval_spearmanr"));
+  EXPECT_LT(epochs[1]["train_loss"].get<double>(), epochs[0]["train_loss"].get<double>());
+  r = run_cli("merge --adapter " + out + "/last --out " + dir_->file("stsb-merged"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto ev = run_cli("eval --model " + dir_->file("stsb-merged") + " --task stsb --data " + data() +
+                    " --max-eval-samples 64 --max-seq-len 64 --threads 1");
+  ASSERT_EQ(ev.exit_code, 0) << ev.output;
+  EXPECT_NEAR(last_json_object(ev.output)["eval_loss"].get<double>(), epochs.back()["eval_loss"].get<double>(), 1e-4);
+}

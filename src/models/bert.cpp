@@ -36,7 +36,16 @@ at::Tensor BertEmbeddingsImpl::forward(const at::Tensor& input_ids, const at::Te
   if (pos.max().item<int64_t>() >= cfg.max_position_embeddings)
     throw Error("sequence of length " + std::to_string(T) + " exceeds max_position_embeddings " +
                 std::to_string(cfg.max_position_embeddings));
-  at::Tensor tt = token_type_ids.defined() ? token_type_ids : at::zeros_like(input_ids);
+  // Models with one token type (RoBERTa) ignore segment ids, as their own tokenizers never emit any.
+  at::Tensor tt = token_type_ids.defined() && cfg.type_vocab_size > 1 ? token_type_ids : at::zeros_like(input_ids);
+  if (input_ids.numel() > 0) {
+    const int64_t lo = input_ids.min().item<int64_t>(), hi = input_ids.max().item<int64_t>();
+    if (lo < 0 || hi >= cfg.vocab_size)
+      throw Error("token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the model's vocabulary (vocab_size " +
+                  std::to_string(cfg.vocab_size) + "): tokenizer and model do not match");
+    if (tt.max().item<int64_t>() >= cfg.type_vocab_size || tt.min().item<int64_t>() < 0)
+      throw Error("token type id outside type_vocab_size " + std::to_string(cfg.type_vocab_size));
+  }
   at::Tensor e = word_embeddings(input_ids) + token_type_embeddings(tt) + position_embeddings(pos);
   return dropout(LayerNorm(e));
 }
