@@ -115,7 +115,7 @@ TEST(Lora, ForwardIsBasePlusScaledLowRankBranch) {
   method.attach(m);
   EXPECT_DOUBLE_EQ(lc.scaling(), 6.0 / std::sqrt(2.0));
   randomise_lora(m);
-  auto& lin = *m->base->encoder->layer->at<BertLayerImpl>(0).attention->self->query;
+  auto& lin = *m->as<BertClassifierImpl>()->base->encoder->layer->at<BertLayerImpl>(0).attention->self->query;
   at::Tensor x = at::randn({2, 5, 16});
   lin.eval();
   auto* lora = dynamic_cast<LoraLayer*>(lin.adapter.get());
@@ -164,7 +164,7 @@ TEST(Lora, AdapterSavesInPeftFormatAndReloads) {
   randomise_lora(m);
   {
     torch::NoGradGuard g;
-    m->classifier_linear->weight.normal_();
+    m->as<BertClassifierImpl>()->classifier_linear->weight.normal_();
   }
   LoadedModel base;
   base.dir = "/some/base";

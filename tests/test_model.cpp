@@ -220,7 +220,7 @@ TEST(Checkpoint, NewHeadSizeIsReinitialised) {
   o.regression = true;
   LoadedModel lm = load_model(d.path(), o);
   EXPECT_TRUE(lm.config.is_regression());
-  EXPECT_EQ(lm.model->classifier_linear->weight.size(0), 1);
+  EXPECT_EQ(lm.model->as<BertClassifierImpl>()->classifier_linear->weight.size(0), 1);
   ASSERT_EQ(lm.report.newly_initialized.size(), 2u);  // classifier weight + bias
 }
 

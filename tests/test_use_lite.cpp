@@ -38,29 +38,7 @@ const std::vector<std::string> kShards = {"group1-shard1of7", "group1-shard2of7"
                                           "group1-shard7of7"};
 
 // The model directory, fetched on first use. Empty (with `error` set) if that failed.
-const std::string& model_dir(std::string* error = nullptr) {
-  static std::string dir, err;
-  static bool done = false;
-  if (!done) {
-    done = true;
-    dir = use_lite_default_dir();
-    if (!fs::exists(dir + "/model.json") || !fs::exists(dir + "/vocab.json")) {
-      auto r = lorakit::testing::run_command(lorakit::testing::source_dir() + "/scripts/fetch-use-lite");
-      std::string last;
-      std::istringstream is(r.output);
-      for (std::string line; std::getline(is, line);)
-        if (!line.empty()) last = line;
-      if (r.exit_code != 0 || !fs::exists(last + "/model.json")) {
-        err = "scripts/fetch-use-lite failed (exit " + std::to_string(r.exit_code) + "):\n" + r.output;
-        dir.clear();
-      } else {
-        dir = last;
-      }
-    }
-  }
-  if (error) *error = err;
-  return dir;
-}
+const std::string& model_dir(std::string* error = nullptr) { return lorakit::testing::use_lite_dir(error); }
 
 #define REQUIRE_MODEL()                           \
   do {                                            \

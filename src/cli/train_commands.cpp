@@ -95,6 +95,7 @@ LoadOptions load_options_for(const data::TaskInfo& task, uint64_t seed) {
   lo.num_labels = task.num_labels;
   lo.regression = task.is_regression;
   lo.seed = seed;
+  lo.sentence_pair = task.has_pair;
   return lo;
 }
 
@@ -102,7 +103,7 @@ void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Fine-tune a model on a GLUE task");
   struct Opts {
     std::string model, out, method = "lora", targets = "query,value", target_regex, modules_to_save = "classifier";
-    std::string init = "kaiming";
+    std::string init = "kaiming", pair_mode = "bi-encoder";
     int64_t r = 8;
     double alpha = 16, lora_dropout = 0.0;
     bool rslora = false, no_progress = false, no_group = false;
@@ -125,6 +126,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--target-regex", o->target_regex, "regex matched against the whole module path (overrides --target-modules)");
   cmd->add_option("--modules-to-save", o->modules_to_save, "comma-separated modules trained in full (task head)");
   cmd->add_flag("--rslora", o->rslora, "scaling = alpha / sqrt(r)");
+  cmd->add_option("--pair-mode", o->pair_mode, "USE-lite sentence pairs: bi-encoder | concat")
+      ->check(CLI::IsMember({"bi-encoder", "concat"}));
   cmd->add_option("--init", o->init, "LoRA A init: kaiming | gaussian");
   cmd->add_option("--epochs", o->t.epochs, "epochs");
   cmd->add_option("--max-steps", o->t.max_steps, "stop after N optimizer steps (overrides --epochs)");
@@ -157,7 +160,8 @@ void add_train(CLI::App& app) {
     mo.extra = *extra;
     auto method = make_method(o->method, mo);
 
-    auto tok = text::load_tokenizer(o->model);
+    const std::string model_dir = resolve_model_dir(o->model);
+    auto tok = text::load_tokenizer(model_dir);
     const std::string train_path = o->d.train_file.empty() ? task_file(o->d.data, task, task.train_file) : o->d.train_file;
     const std::string eval_path =
         o->d.eval_file.empty() ? task_file(o->d.data, task, task.eval_files.at(0)) : o->d.eval_file;
@@ -165,7 +169,9 @@ void add_train(CLI::App& app) {
                             task.is_regression);
     EncodedDataset eval_ds(read_examples(task, eval_path, o->d.max_eval_samples), *tok, o->d.max_seq_len,
                            task.is_regression);
-    LoadedModel lm = load_model(o->model, load_options_for(task, o->t.seed));
+    LoadOptions lo = load_options_for(task, o->t.seed);
+    lo.pair_mode = o->pair_mode;
+    LoadedModel lm = load_model(model_dir, lo);
     torch::manual_seed(o->t.seed);
     method->attach(lm.model);
     fmt::print(stderr, "lorakit train: {} on {} ({} train / {} eval), {} trainable of {} parameters\n", o->method,
@@ -188,6 +194,11 @@ LoadedForEval load_with_adapter(std::string model_dir, const std::string& adapte
     if (extra.contains("num_labels")) {
       lo.num_labels = extra["num_labels"].get<int64_t>();
       lo.regression = extra.value("problem_type", std::string()) == "regression";
+    }
+    if (extra.contains("pair_mode")) {
+      const std::string pm = extra["pair_mode"].get<std::string>();
+      lo.sentence_pair = pm != "single";
+      if (pm != "single") lo.pair_mode = pm;
     }
     if (model_dir.empty()) {
       auto j = nlohmann::json::parse(read_text_file(join_path(adapter_dir, "adapter_config.json")));

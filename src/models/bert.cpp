@@ -163,7 +163,7 @@ at::Tensor RobertaClassificationHeadImpl::forward(const at::Tensor& hidden) {
   return out_proj(x);
 }
 
-SequenceClassifierImpl::SequenceClassifierImpl(const ModelConfig& c) : cfg(c) {
+BertClassifierImpl::BertClassifierImpl(const ModelConfig& c) : TaskModelImpl(c) {
   base = register_module(c.base_prefix(), BertModel(c, /*add_pooler=*/!c.is_roberta()));
   if (c.is_roberta()) {
     classifier_head = register_module("classifier", RobertaClassificationHead(c));
@@ -174,14 +174,14 @@ SequenceClassifierImpl::SequenceClassifierImpl(const ModelConfig& c) : cfg(c) {
   }
 }
 
-at::Tensor SequenceClassifierImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+at::Tensor BertClassifierImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                            const at::Tensor& token_type_ids) {
   at::Tensor h = base(input_ids, attention_mask, token_type_ids);
   if (cfg.is_roberta()) return classifier_head(h);
   return classifier_linear(dropout(base->pooler(h)));
 }
 
-void SequenceClassifierImpl::init_weights() {
+void BertClassifierImpl::init_weights() {
   torch::NoGradGuard g;
   const double std = cfg.initializer_range;
   for (auto& m : modules(/*include_self=*/false)) {

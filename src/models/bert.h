@@ -11,6 +11,7 @@
 
 #include "models/config.h"
 #include "models/layers.h"
+#include "models/task_model.h"
 
 namespace lorakit {
 
@@ -103,18 +104,18 @@ struct RobertaClassificationHeadImpl : torch::nn::Module {
 TORCH_MODULE(RobertaClassificationHead);
 
 // BertForSequenceClassification / RobertaForSequenceClassification. num_labels == 1 is regression.
-struct SequenceClassifierImpl : torch::nn::Module {
-  explicit SequenceClassifierImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, const at::Tensor& token_type_ids);
+struct BertClassifierImpl : TaskModelImpl {
+  explicit BertClassifierImpl(const ModelConfig& c);
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                     const at::Tensor& token_type_ids) override;
   // Hugging Face's _init_weights: N(0, initializer_range) for linear and embedding weights (padding
   // row zero), zero biases, LayerNorm (1, 0). Uses the global generator: seed it first.
-  void init_weights();
-  ModelConfig cfg;
+  void init_weights() override;
   BertModel base{nullptr};
   torch::nn::Dropout dropout{nullptr};                // BERT head
   AdaptableLinear classifier_linear{nullptr};         // BERT head, registered as "classifier"
   RobertaClassificationHead classifier_head{nullptr}; // RoBERTa head, registered as "classifier"
 };
-TORCH_MODULE(SequenceClassifier);
+TORCH_MODULE(BertClassifier);
 
 }  // namespace lorakit

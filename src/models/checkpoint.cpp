@@ -10,6 +10,7 @@
 
 #include "core/errors.h"
 #include "core/fileutil.h"
+#include "models/use_lite_task.h"
 
 namespace lorakit {
 
@@ -125,16 +126,58 @@ void load_into(torch::nn::Module& module, const st::NamedTensors& tensors, const
     p.value().copy_(it->second);
     used.insert(p.key());
   }
-  for (auto& b : buffers) used.insert(b.key());
+  for (auto& b : buffers) {
+    auto it = by_name.find(b.key());
+    if (it != by_name.end() && it->second.sizes() == b.value().sizes()) b.value().copy_(it->second);
+    used.insert(b.key());
+  }
   for (auto& [n, _] : by_name)
     if (!used.count(n)) report.unexpected.push_back(n);
 }
 
-LoadedModel load_model(const std::string& dir, const LoadOptions& opt) {
+std::string resolve_model_dir(const std::string& name) {
+  if (name != "use-lite") return name;
+  const std::string d = use_lite_default_dir();
+  if (!file_exists(join_path(d, "model.json")))
+    throw Error("USE-lite is not in the cache (" + d + "): run `lorakit fetch-model use-lite` (or scripts/fetch-use-lite)");
+  return d;
+}
+
+namespace {
+// A TF.js USE-lite graph model directory (model.json + shards + vocab.json, no config.json).
+LoadedModel load_use_lite_graph(const std::string& dir, const LoadOptions& opt) {
+  LoadedModel lm;
+  lm.dir = dir;
+  const int64_t labels = opt.num_labels > 0 ? opt.num_labels : 2;
+  lm.config = use_lite_model_config(labels, opt.sentence_pair ? opt.pair_mode : "single");
+  if (opt.regression) {
+    if (labels != 1) throw Error("regression needs num_labels = 1");
+    lm.config.problem_type = "regression";
+  } else {
+    lm.config.problem_type = "single_label_classification";
+  }
+  torch::manual_seed(opt.seed);
+  lm.model = SequenceClassifier(lm.config);
+  lm.model->init_weights();
+  UseLiteModel pre = load_use_lite(dir);
+  st::NamedTensors tensors;
+  for (auto& p : pre->named_parameters(true)) tensors.emplace_back("use." + p.key(), p.value());
+  for (auto& b : pre->named_buffers(true)) tensors.emplace_back("use." + b.key(), b.value());
+  load_into(*lm.model, tensors, join_path(dir, "model.json"), /*allow_missing_heads=*/true, lm.report);
+  for (auto& p : lm.model->named_parameters(true)) lm.source_dtypes[p.key()] = at::kFloat;
+  return lm;
+}
+}  // namespace
+
+LoadedModel load_model(const std::string& dir0, const LoadOptions& opt) {
+  const std::string dir = resolve_model_dir(dir0);
   if (!dir_exists(dir)) throw Error(dir + ": model directory does not exist");
+  if (!file_exists(join_path(dir, "config.json")) && file_exists(join_path(dir, "model.json")))
+    return load_use_lite_graph(dir, opt);
   LoadedModel lm;
   lm.dir = dir;
   lm.config = ModelConfig::from_file(join_path(dir, "config.json"));
+  if (lm.config.model_type == "use-lite" && !opt.sentence_pair) lm.config.pair_mode = "single";
   if (opt.num_labels > 0 && opt.num_labels != lm.config.num_labels) {
     lm.config.num_labels = opt.num_labels;
     lm.config.id2label.clear();
@@ -181,6 +224,7 @@ void save_model(const SequenceClassifier& model, const ModelConfig& config, cons
     if (it != dtypes.end()) t = t.to(it->second);
     out.emplace_back(p.key(), t);
   }
+  for (auto& b : model->named_buffers(true)) out.emplace_back(b.key(), b.value().detach());
   st::save_file(join_path(dir, "model.safetensors"), out, {{"format", "pt"}});
   write_text_atomically(join_path(dir, "config.json"), config.to_json_text());
 }

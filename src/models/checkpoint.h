@@ -7,6 +7,7 @@
 
 #include "core/safetensors.h"
 #include "models/bert.h"
+#include "models/task_model.h"
 
 namespace lorakit {
 
@@ -32,7 +33,14 @@ struct LoadOptions {
   int64_t num_labels = -1;   // override config.json (task heads), -1 keeps it
   bool regression = false;   // sets problem_type = regression (num_labels must be 1)
   uint64_t seed = 42;        // for heads that the checkpoint lacks
+  // USE-lite heads: how sentence pairs are fed ("bi-encoder" | "concat"); single-sentence tasks set
+  // sentence_pair = false and get a single-sentence head.
+  std::string pair_mode = "bi-encoder";
+  bool sentence_pair = true;
 };
+
+// "use-lite" names the cached USE-lite model (lorakit fetch-model use-lite); anything else is a path.
+std::string resolve_model_dir(const std::string& name_or_dir);
 
 // Loads config + weights. Parameter names follow Hugging Face, accepting checkpoints of the bare
 // encoder (no "bert."/"roberta." prefix) and old LayerNorm.gamma/beta names. A missing encoder

@@ -39,8 +39,8 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   if (!j.is_object()) throw Error(src + ": expected a JSON object");
   ModelConfig c;
   get_required(j, "model_type", c.model_type, src);
-  if (c.model_type != "bert" && c.model_type != "roberta")
-    throw Error(src + ": model_type '" + c.model_type + "' is not supported (bert, roberta)");
+  if (c.model_type != "bert" && c.model_type != "roberta" && c.model_type != "use-lite")
+    throw Error(src + ": model_type '" + c.model_type + "' is not supported (bert, roberta, use-lite)");
   if (c.is_roberta()) {  // RoBERTa's defaults differ from BERT's
     c.vocab_size = 50265;
     c.type_vocab_size = 1;
@@ -64,6 +64,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   get_optional(j, "pad_token_id", c.pad_token_id, src);
   get_optional(j, "problem_type", c.problem_type, src);
   get_optional(j, "torch_dtype", c.torch_dtype, src);
+  get_optional(j, "pair_mode", c.pair_mode, src);
   if (j.contains("id2label") && j["id2label"].is_object()) {
     const auto& m = j["id2label"];
     c.id2label.assign(m.size(), "");
@@ -109,7 +110,9 @@ ModelConfig ModelConfig::from_file(const std::string& path) { return from_json_t
 
 std::string ModelConfig::to_json_text() const {
   nlohmann::ordered_json j;
-  j["architectures"] = {is_roberta() ? "RobertaForSequenceClassification" : "BertForSequenceClassification"};
+  j["architectures"] = {model_type == "use-lite" ? "UseLiteForSequenceClassification"
+                        : is_roberta()          ? "RobertaForSequenceClassification"
+                                                : "BertForSequenceClassification"};
   j["model_type"] = model_type;
   j["vocab_size"] = vocab_size;
   j["hidden_size"] = hidden_size;
@@ -140,6 +143,7 @@ std::string ModelConfig::to_json_text() const {
   j["id2label"] = i2l;
   j["label2id"] = l2i;
   j["torch_dtype"] = torch_dtype;
+  if (model_type == "use-lite") j["pair_mode"] = pair_mode;
   return j.dump(2) + "\n";
 }
 

@@ -7,7 +7,7 @@
 namespace lorakit {
 
 struct ModelConfig {
-  std::string model_type = "bert";  // "bert" | "roberta"
+  std::string model_type = "bert";  // "bert" | "roberta" | "use-lite"
   int64_t vocab_size = 30522;
   int64_t hidden_size = 768;
   int64_t num_hidden_layers = 12;
@@ -26,6 +26,8 @@ struct ModelConfig {
   std::string problem_type;                     // "", "regression", "single_label_classification"
   std::vector<std::string> id2label;             // optional
   std::string torch_dtype = "float32";
+  // USE-lite only: how sentence pairs reach the head: "bi-encoder", "concat" or "single".
+  std::string pair_mode = "bi-encoder";
 
   // The attribute under which the encoder lives in a task model: "bert" or "roberta".
   std::string base_prefix() const { return model_type; }

@@ -578,13 +578,16 @@ namespace {
 
 // Where the sweep turns a model name into a tokenizer and a model with a task head. Today: a Hugging
 // Face BERT / RoBERTa directory; USE-lite plugs in here.
-std::unique_ptr<text::Tokenizer> sweep_tokenizer(const std::string& model) { return text::load_tokenizer(model); }
+std::unique_ptr<text::Tokenizer> sweep_tokenizer(const std::string& model) {
+  return text::load_tokenizer(resolve_model_dir(model));
+}
 
 LoadedModel sweep_model(const std::string& model, const data::TaskInfo& task, uint64_t seed) {
   LoadOptions lo;
   lo.num_labels = task.num_labels;
   lo.regression = task.is_regression;
   lo.seed = seed;
+  lo.sentence_pair = task.has_pair;
   return load_model(model, lo);
 }
 

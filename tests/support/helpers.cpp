@@ -11,6 +11,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "models/use_lite.h"
+
 namespace lorakit::testing {
 
 TempDir::TempDir() {
@@ -48,6 +50,30 @@ RunResult run_cli(const std::string& args) { return run_command(std::string(LORA
 
 RunResult run_oracle(const std::string& script, const std::string& args) {
   return run_command("/usr/bin/python3 " + source_dir() + "/tests/oracle/" + script + " " + args);
+}
+
+const std::string& use_lite_dir(std::string* error) {
+  static std::string dir, err;
+  static bool done = false;
+  if (!done) {
+    done = true;
+    dir = use_lite_default_dir();
+    if (!std::filesystem::exists(dir + "/model.json") || !std::filesystem::exists(dir + "/vocab.json")) {
+      auto r = run_command(source_dir() + "/scripts/fetch-use-lite");
+      std::string last;
+      std::istringstream is(r.output);
+      for (std::string line; std::getline(is, line);)
+        if (!line.empty()) last = line;
+      if (r.exit_code != 0 || !std::filesystem::exists(last + "/model.json")) {
+        err = "scripts/fetch-use-lite failed (exit " + std::to_string(r.exit_code) + "):\n" + r.output;
+        dir.clear();
+      } else {
+        dir = last;
+      }
+    }
+  }
+  if (error) *error = err;
+  return dir;
 }
 
 void write_text(const std::string& path, const std::string& text) { write_bytes(path, text); }

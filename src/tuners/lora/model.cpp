@@ -91,6 +91,7 @@ void LoraMethod::save(const SequenceClassifier& model, const LoadedModel& base, 
   nlohmann::json extra = extra_config();
   extra["num_labels"] = model->cfg.num_labels;
   extra["problem_type"] = model->cfg.problem_type;
+  if (model->cfg.model_type == "use-lite") extra["pair_mode"] = model->cfg.pair_mode;
   write_text_atomically(join_path(dir, "adapter_config.json"), cfg_.to_peft_json(base.dir, extra).dump(2) + "\n");
 }
 

@@ -1,0 +1,33 @@
+// The model the trainer fine-tunes: an encoder plus a task head producing logits [B, num_labels]
+// (num_labels = 1 for regression). BERT / RoBERTa (models/bert.h) and USE-lite (models/use_lite_task.h)
+// implement it; methods and the trainer only see this interface.
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <memory>
+
+#include "models/config.h"
+
+namespace lorakit {
+
+struct TaskModelImpl : torch::nn::Module {
+  explicit TaskModelImpl(ModelConfig c) : cfg(std::move(c)) {}
+  // input_ids / attention_mask / token_type_ids: [B, T] int64 (token types may be undefined).
+  virtual at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                             const at::Tensor& token_type_ids) = 0;
+  // Hugging Face-style initialisation of whatever is not loaded from a checkpoint (uses the global
+  // generator: seed it first).
+  virtual void init_weights() = 0;
+  ModelConfig cfg;
+};
+
+// Holder of any task model. Constructing one from a ModelConfig builds the family its model_type names.
+class SequenceClassifier : public torch::nn::ModuleHolder<TaskModelImpl> {
+ public:
+  SequenceClassifier(std::nullptr_t) : ModuleHolder(nullptr) {}
+  SequenceClassifier(std::shared_ptr<TaskModelImpl> p) : ModuleHolder(std::move(p)) {}
+  explicit SequenceClassifier(const ModelConfig& c);
+};
+
+}  // namespace lorakit
