@@ -13,6 +13,8 @@
 #include "core/fileutil.h"
 #include "models/bert.h"
 #include "support/helpers.h"
+
+using lorakit::testing::read_jsonl;
 #include "train/data.h"
 #include "tuners/gr_lora/model.h"
 #include "tuners/registry.h"
@@ -307,15 +309,6 @@ TEST(GrLoraConfigTest, FromJsonAndRegistry) {
 }
 
 // ---------------------------------------------------------------- CLI run on real MRPC
-
-std::vector<nlohmann::json> read_jsonl(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream f(path);
-  std::string line;
-  while (std::getline(f, line))
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
 
 TEST(GrLoraCli, TrainsOnMrpcLowersLossAndLogs) {
   TempDir tmp;

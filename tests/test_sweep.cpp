@@ -14,6 +14,8 @@
 #include "core/errors.h"
 #include "core/fileutil.h"
 #include "support/helpers.h"
+
+using lorakit::testing::read_jsonl;
 #include "train/sweep.h"
 #include "tuners/registry.h"
 
@@ -24,15 +26,6 @@ using lorakit::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::vector<nlohmann::json> read_jsonl(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream is(path);
-  std::string line;
-  while (std::getline(is, line))
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
 
 // CSV without quoted commas (the sweep quotes only fields that need it; ours do not).
 std::vector<std::map<std::string, std::string>> read_csv(const std::string& path) {

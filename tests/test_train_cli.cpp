@@ -11,6 +11,8 @@
 #include "core/fileutil.h"
 #include "models/checkpoint.h"
 #include "support/helpers.h"
+
+using lorakit::testing::read_jsonl;
 #include "tuners/lora/model.h"
 #include "tuners/method.h"
 
@@ -19,15 +21,6 @@ using lorakit::testing::run_cli;
 using lorakit::testing::TempDir;
 
 namespace {
-
-std::vector<nlohmann::json> read_jsonl(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream is(path);
-  std::string line;
-  while (std::getline(is, line))
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
 
 nlohmann::json last_json_object(const std::string& output) {
   auto pos = output.rfind("\n{");

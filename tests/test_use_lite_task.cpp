@@ -67,9 +67,7 @@ TEST(UseLiteTask, TrainsOnMrpcAndTheAdapterReloadsAndMerges) {
                    " --method lora --target-modules qkv,output --r 4 --alpha 8 --epochs 2 --lr 2e-3"
                    " --max-train-samples 128 --max-eval-samples 48 --batch-size 16 --threads 1 --no-progress --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::ifstream is(out + "/metrics.jsonl");
-  std::vector<nlohmann::json> epochs;
-  for (std::string line; std::getline(is, line);) epochs.push_back(nlohmann::json::parse(line));
+  auto epochs = lorakit::testing::read_jsonl(out + "/metrics.jsonl");
   ASSERT_EQ(epochs.size(), 2u);
   EXPECT_LT(epochs[1]["train_loss"].get<double>(), epochs[0]["train_loss"].get<double>());
   auto adapter_cfg = nlohmann::json::parse(lorakit::testing::read_bytes(out + "/last/adapter_config.json"));

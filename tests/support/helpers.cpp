@@ -83,6 +83,15 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream is(path);
+  std::string line;
+  while (std::getline(is, line))
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
 std::string read_bytes(const std::string& path) {
   std::ifstream is(path, std::ios::binary);
   std::ostringstream ss;

