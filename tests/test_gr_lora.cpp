@@ -313,8 +313,7 @@ TEST(GrLoraConfigTest, FromJsonAndRegistry) {
 TEST(GrLoraCli, TrainsOnMrpcLowersLossAndLogs) {
   TempDir tmp;
   const std::string model = tmp.file("model"), out = tmp.file("run");
-  auto r = lorakit::testing::run_cli("init-model --vocab " + lorakit::testing::vocab_file() +
-                                     " --hidden 32 --layers 1 --heads 2 --intermediate 64 --out " + model);
+  auto r = lorakit::testing::init_tiny_model(model, "--layers 1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = lorakit::testing::run_cli("train --model " + model + " --task mrpc --data " + lorakit::testing::shared_dir() +
                                 "/data/glue --method gr-lora --max-train-samples 256 --max-eval-samples 64 --epochs 2"

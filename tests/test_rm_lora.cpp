@@ -495,8 +495,7 @@ TEST(Diagnostics, LoraEpochStatsReportEveryModule) {
 TEST(RmLoraCli, TrainsLogsDiagnosticsAndInspectPrintsThem) {
   TempDir tmp;
   const std::string model = tmp.file("model");
-  auto init = lorakit::testing::run_cli("init-model --vocab " + lorakit::testing::vocab_file() +
-                                        " --hidden 32 --layers 1 --heads 2 --intermediate 64 --out " + model);
+  auto init = lorakit::testing::init_tiny_model(model, "--layers 1");
   ASSERT_EQ(init.exit_code, 0) << init.output;
   const std::string common = " --model " + model + " --task mrpc --data " + lorakit::testing::shared_dir() +
                              "/data/glue --max-train-samples 128 --max-eval-samples 64 --epochs 1 --threads 1 "

@@ -75,8 +75,7 @@ class Sweep : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    auto r = run_cli("init-model --vocab " + lorakit::testing::vocab_file() +
-                     " --hidden 32 --layers 1 --heads 2 --intermediate 64 --max-position 128 --out " + model());
+    auto r = lorakit::testing::init_tiny_model(model(), "--layers 1 --max-position 128");
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   static void TearDownTestSuite() {

@@ -32,8 +32,7 @@ class TrainCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    auto r = run_cli("init-model --vocab " + lorakit::testing::vocab_file() +
-                     " --hidden 32 --layers 2 --heads 2 --intermediate 64 --max-position 128 --out " + model());
+    auto r = lorakit::testing::init_tiny_model(model(), "--layers 2 --max-position 128");
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   static void TearDownTestSuite() {
@@ -163,8 +162,7 @@ TEST_F(TrainCli, BadInputsFailCleanly) {
 
 TEST_F(TrainCli, RobertaRegressionOnStsbTrainsAndMerges) {
   const std::string rb = dir_->file("roberta");
-  auto r = run_cli("init-model --arch roberta --vocab " + lorakit::testing::vocab_file() +
-                   " --hidden 32 --layers 1 --heads 2 --intermediate 64 --max-position 128 --out " + rb);
+  auto r = lorakit::testing::init_tiny_model(rb, "--arch roberta --layers 1 --max-position 128");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string out = dir_->file("stsb");
   r = run_cli("train --model " + rb + " --task stsb --data " + data() +

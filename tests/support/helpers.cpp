@@ -48,6 +48,11 @@ RunResult run_command(const std::string& cmdline) {
 
 RunResult run_cli(const std::string& args) { return run_command(std::string(LORAKIT_CLI) + " " + args); }
 
+RunResult init_tiny_model(const std::string& out, const std::string& flags) {
+  return run_cli("init-model --vocab " + vocab_file() + " --hidden 32 --heads 2 --intermediate 64 " + flags +
+                 " --out " + out);
+}
+
 RunResult run_oracle(const std::string& script, const std::string& args) {
   return run_command("/usr/bin/python3 " + source_dir() + "/tests/oracle/" + script + " " + args);
 }

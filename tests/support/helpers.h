@@ -30,6 +30,9 @@ struct RunResult {
 RunResult run_command(const std::string& cmdline);
 // Runs the lorakit CLI built alongside the tests.
 RunResult run_cli(const std::string& args);
+// `lorakit init-model` of a tiny random BERT-family model with the real bert-base-uncased vocab:
+// hidden 32, 2 heads, FFN 64, plus `flags` (layers, max position, --arch ...), written to `out`.
+RunResult init_tiny_model(const std::string& out, const std::string& flags);
 // Runs a script of tests/oracle under Debian's /usr/bin/python3 (python3-torch).
 RunResult run_oracle(const std::string& script, const std::string& args);
 
