@@ -150,23 +150,12 @@ at::Tensor BertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor&
   return encoder(h, mask_bias);
 }
 
-RobertaClassificationHeadImpl::RobertaClassificationHeadImpl(const ModelConfig& c) {
-  dense = register_module("dense", AdaptableLinear(c.hidden_size, c.hidden_size));
-  dropout = register_module("dropout", torch::nn::Dropout(c.classifier_dropout >= 0 ? c.classifier_dropout
-                                                                                     : c.hidden_dropout_prob));
-  out_proj = register_module("out_proj", AdaptableLinear(c.hidden_size, c.num_labels));
-}
-
-at::Tensor RobertaClassificationHeadImpl::forward(const at::Tensor& hidden) {
-  at::Tensor x = dropout(hidden.select(1, 0));
-  x = dropout(at::tanh(dense(x)));
-  return out_proj(x);
-}
-
 BertClassifierImpl::BertClassifierImpl(const ModelConfig& c) : TaskModelImpl(c) {
   base = register_module(c.base_prefix(), BertModel(c, /*add_pooler=*/!c.is_roberta()));
   if (c.is_roberta()) {
-    classifier_head = register_module("classifier", RobertaClassificationHead(c));
+    classifier_head = register_module(
+        "classifier", ClassificationHead(c.hidden_size, c.hidden_size, c.num_labels,
+                                         c.classifier_dropout >= 0 ? c.classifier_dropout : c.hidden_dropout_prob));
   } else {
     dropout = register_module("dropout", torch::nn::Dropout(c.classifier_dropout >= 0 ? c.classifier_dropout
                                                                                        : c.hidden_dropout_prob));
@@ -177,7 +166,7 @@ BertClassifierImpl::BertClassifierImpl(const ModelConfig& c) : TaskModelImpl(c) 
 at::Tensor BertClassifierImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                            const at::Tensor& token_type_ids) {
   at::Tensor h = base(input_ids, attention_mask, token_type_ids);
-  if (cfg.is_roberta()) return classifier_head(h);
+  if (cfg.is_roberta()) return classifier_head(h.select(1, 0));
   return classifier_linear(dropout(base->pooler(h)));
 }
 

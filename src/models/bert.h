@@ -94,15 +94,6 @@ struct BertModelImpl : torch::nn::Module {
 };
 TORCH_MODULE(BertModel);
 
-// RoBERTa's head: dropout → dense → tanh → dropout → out_proj, on the first token.
-struct RobertaClassificationHeadImpl : torch::nn::Module {
-  explicit RobertaClassificationHeadImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& hidden);
-  AdaptableLinear dense{nullptr}, out_proj{nullptr};
-  torch::nn::Dropout dropout{nullptr};
-};
-TORCH_MODULE(RobertaClassificationHead);
-
 // BertForSequenceClassification / RobertaForSequenceClassification. num_labels == 1 is regression.
 struct BertClassifierImpl : TaskModelImpl {
   explicit BertClassifierImpl(const ModelConfig& c);
@@ -114,7 +105,7 @@ struct BertClassifierImpl : TaskModelImpl {
   BertModel base{nullptr};
   torch::nn::Dropout dropout{nullptr};                // BERT head
   AdaptableLinear classifier_linear{nullptr};         // BERT head, registered as "classifier"
-  RobertaClassificationHead classifier_head{nullptr}; // RoBERTa head, registered as "classifier"
+  ClassificationHead classifier_head{nullptr};        // RoBERTa head (on the first token), "classifier"
 };
 TORCH_MODULE(BertClassifier);
 

@@ -39,4 +39,14 @@ void AdaptableLinearImpl::unmerge() {
   adapter->merged = false;
 }
 
+ClassificationHeadImpl::ClassificationHeadImpl(int64_t in, int64_t hidden, int64_t num_labels, double p) {
+  dense = register_module("dense", AdaptableLinear(in, hidden));
+  dropout = register_module("dropout", torch::nn::Dropout(p));
+  out_proj = register_module("out_proj", AdaptableLinear(hidden, num_labels));
+}
+
+at::Tensor ClassificationHeadImpl::forward(const at::Tensor& x) {
+  return out_proj(dropout(at::tanh(dense(dropout(x)))));
+}
+
 }  // namespace lorakit

@@ -5,6 +5,7 @@
 // output. Nothing in the model knows which tuner is attached.
 #pragma once
 #include <torch/nn/module.h>
+#include <torch/nn/modules/dropout.h>
 #include <torch/nn/pimpl.h>
 
 #include <memory>
@@ -39,5 +40,15 @@ class AdaptableLinearImpl : public torch::nn::Module {
   std::shared_ptr<LinearAdapter> adapter;
 };
 TORCH_MODULE(AdaptableLinear);
+
+// The two-layer classification head of RoBERTa and of USE-lite's task models:
+// out_proj(dropout(tanh(dense(dropout(x))))), with Hugging Face's names "dense" and "out_proj".
+struct ClassificationHeadImpl : torch::nn::Module {
+  ClassificationHeadImpl(int64_t in_features, int64_t hidden, int64_t num_labels, double dropout);
+  at::Tensor forward(const at::Tensor& x);
+  AdaptableLinear dense{nullptr}, out_proj{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(ClassificationHead);
 
 }  // namespace lorakit

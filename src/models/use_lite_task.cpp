@@ -6,14 +6,6 @@
 
 namespace lorakit {
 
-UseLiteHeadImpl::UseLiteHeadImpl(int64_t in, int64_t hidden, int64_t num_labels, double p) {
-  dense = register_module("dense", AdaptableLinear(in, hidden));
-  out_proj = register_module("out_proj", AdaptableLinear(hidden, num_labels));
-  dropout = register_module("dropout", torch::nn::Dropout(p));
-}
-
-at::Tensor UseLiteHeadImpl::forward(const at::Tensor& x) { return out_proj(dropout(at::tanh(dense(dropout(x))))); }
-
 ModelConfig use_lite_model_config(int64_t num_labels, const std::string& pair_mode) {
   UseLiteConfig u;
   ModelConfig c;
@@ -39,7 +31,7 @@ UseLiteClassifierImpl::UseLiteClassifierImpl(const ModelConfig& c) : TaskModelIm
   const int64_t d = use->cfg.output_dim;
   const int64_t in = c.pair_mode == "bi-encoder" ? 4 * d : d;
   const double p = c.classifier_dropout >= 0 ? c.classifier_dropout : c.hidden_dropout_prob;
-  classifier = register_module("classifier", UseLiteHead(in, d, c.num_labels, p));
+  classifier = register_module("classifier", ClassificationHead(in, d, c.num_labels, p));
 }
 
 void UseLiteClassifierImpl::init_weights() {

@@ -7,21 +7,11 @@
 // Parameter names: "use.<USE-lite module path>" (e.g. use.encoder.layer.0.attention.qkv.weight) and
 // "classifier.dense", "classifier.out_proj" for the head.
 #pragma once
-#include <torch/nn/modules/dropout.h>
-
 #include "models/layers.h"
 #include "models/task_model.h"
 #include "models/use_lite.h"
 
 namespace lorakit {
-
-struct UseLiteHeadImpl : torch::nn::Module {
-  UseLiteHeadImpl(int64_t in_features, int64_t hidden, int64_t num_labels, double dropout);
-  at::Tensor forward(const at::Tensor& features);  // out_proj(dropout(tanh(dense(dropout(x)))))
-  AdaptableLinear dense{nullptr}, out_proj{nullptr};
-  torch::nn::Dropout dropout{nullptr};
-};
-TORCH_MODULE(UseLiteHead);
 
 struct UseLiteClassifierImpl : TaskModelImpl {
   explicit UseLiteClassifierImpl(const ModelConfig& c);
@@ -29,7 +19,7 @@ struct UseLiteClassifierImpl : TaskModelImpl {
                      const at::Tensor& token_type_ids) override;
   void init_weights() override;  // the head only; the encoder comes from the pretrained graph
   UseLiteModel use{nullptr};
-  UseLiteHead classifier{nullptr};
+  ClassificationHead classifier{nullptr};
 };
 TORCH_MODULE(UseLiteClassifier);
 
