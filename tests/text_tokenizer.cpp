@@ -255,11 +255,56 @@ TEST(BertTokenizerTokenize, ControlAndWhitespaceCharacters) {
   EXPECT_TRUE(tok.tokenize("").empty());
 }
 
-TEST(BertTokenizerTokenize, PythonLowerFinalSigma) {
+TEST(BertTokenizerTokenize, LowerCasesCharByCharLikeHuggingFace) {
   const auto& tok = bert();
-  // "ΟΔΟΣ".lower() == "οδος" (final sigma U+03C2), whose pieces are ο ##δ ##ος.
-  EXPECT_EQ(tok.tokenize("ΟΔΟΣ"), (Toks{"ο", "##δ", "##ος"}));
-  EXPECT_EQ(tok.tokenize_to_ids("ΟΔΟΣ"), (Ids{1169, 29722, 15297}));
+  // Hugging Face's BertNormalizer lower-cases each char on its own: 'Σ' is 'σ' even word-finally
+  // (Python's str.lower() would give the final form 'ς'). HF: ο ##δ ##ο ##σ = vocab lines 1170, 29723,
+  // 29731, 29734 (ids are line - 1).
+  EXPECT_EQ(tok.tokenize("ΟΔΟΣ"), (Toks{"ο", "##δ", "##ο", "##σ"}));
+  EXPECT_EQ(tok.tokenize_to_ids("ΟΔΟΣ"), (Ids{1169, 29722, 29730, 29733}));
+  // A final sigma written in the text stays what it is.
+  EXPECT_EQ(tok.tokenize("οδος"), (Toks{"ο", "##δ", "##ος"}));
+  // 'İ' lower-cases to "i" + U+0307, whose mark accent stripping then drops.
+  EXPECT_EQ(tok.tokenize("İstanbul"), tok.tokenize("istanbul"));
+}
+
+TEST(BertTokenizerOffsets, CodePointSpansOfTheOriginalText) {
+  const auto& tok = bert();
+  auto offsets = [&](const std::string& t) {
+    std::vector<std::pair<size_t, size_t>> o;
+    for (auto& x : tok.tokenize_with_offsets(t)) o.emplace_back(x.start, x.end);
+    return o;
+  };
+  using O = std::vector<std::pair<size_t, size_t>>;
+  // "Hello, world!" → hello , world ! (HF offset_mapping without the specials).
+  EXPECT_EQ(offsets("Hello, world!"), (O{{0, 5}, {5, 6}, {7, 12}, {12, 13}}));
+  // WordPiece continuations split the word's span; ids and texts equal tokenize()'s.
+  const std::string t = "unaffable Café  naïve";
+  auto toks = tok.tokenize_with_offsets(t);
+  std::vector<std::string> texts;
+  std::vector<int64_t> ids;
+  for (auto& x : toks) texts.push_back(x.text), ids.push_back(x.id);
+  EXPECT_EQ(texts, tok.tokenize(t));
+  EXPECT_EQ(ids, tok.tokenize_to_ids(t));
+  ASSERT_FALSE(toks.empty());
+  EXPECT_EQ(toks.front().start, 0u);
+  EXPECT_EQ(toks.back().end, 21u);  // code points, not bytes (the text has 23 bytes)
+  for (size_t i = 1; i < toks.size(); ++i) EXPECT_LE(toks[i - 1].end, toks[i].start);
+  // "café" (4 code points from 10) keeps its span although 'é' lost its accent.
+  bool found_cafe = false;
+  for (auto& x : toks)
+    if (x.text == "cafe") found_cafe = x.start == 10 && x.end == 14;
+  EXPECT_TRUE(found_cafe);
+  // Decomposed input: the stripped U+0301 belongs to no token (as in HF's offsets), 'x' keeps its place.
+  auto dec = tok.tokenize_with_offsets("cafe\u0301 x");
+  ASSERT_GE(dec.size(), 2u);
+  EXPECT_EQ(dec.front().start, 0u);
+  EXPECT_EQ(dec[dec.size() - 2].end, 4u);
+  EXPECT_EQ(dec.back().start, 6u);
+  EXPECT_EQ(dec.back().end, 7u);
+  // CJK chars are words of their own; special tokens in the text keep their own span.
+  EXPECT_EQ(offsets("中文"), (O{{0, 1}, {1, 2}}));
+  EXPECT_EQ(offsets("a [SEP] b"), (O{{0, 1}, {2, 7}, {8, 9}}));
 }
 
 TEST(BertTokenizerTokenize, SpecialTokensInTextAreKept) {

@@ -187,3 +187,27 @@ TEST(UnigramTokenizer, RealVocabularyMatchesJavaScriptReference) {
   EXPECT_EQ(mismatches, 0u) << "of " << n;
   EXPECT_GT(n, 800u);
 }
+
+TEST(UnigramTokenizer, OffsetsAreCodePointsOfTheRawText) {
+  // Pieces: "▁ab", "c", "▁", "é"; "xyz" is unknown (merged into one id-0 token).
+  const UnigramTokenizer tok = make({{kSp + "ab", -1}, {"c", -2}, {kSp, -3}, {"\xC3\xA9", -2}});
+  auto toks = tok.tokenize_with_offsets("abc \xC3\xA9xyz");  // "abc éxyz": 8 code points
+  std::vector<int64_t> ids;
+  for (auto& t : toks) ids.push_back(t.id);
+  EXPECT_EQ(ids, tok.tokenize_to_ids("abc \xC3\xA9xyz"));
+  ASSERT_EQ(toks.size(), 5u);  // ▁ab c ▁ é <unk>
+  EXPECT_EQ(toks[0].text, kSp + "ab");
+  EXPECT_EQ(std::make_pair(toks[0].start, toks[0].end), std::make_pair(size_t{0}, size_t{2}));  // the prefix ▁ has no char
+  EXPECT_EQ(std::make_pair(toks[1].start, toks[1].end), std::make_pair(size_t{2}, size_t{3}));
+  EXPECT_EQ(std::make_pair(toks[2].start, toks[2].end), std::make_pair(size_t{3}, size_t{4}));  // the space
+  EXPECT_EQ(std::make_pair(toks[3].start, toks[3].end), std::make_pair(size_t{4}, size_t{5}));
+  EXPECT_EQ(toks[4].id, 0);
+  EXPECT_EQ(std::make_pair(toks[4].start, toks[4].end), std::make_pair(size_t{5}, size_t{8}));
+  // NFKC: the ligature "ﬁ" (one code point) becomes "fi"; both chars keep its span.
+  const UnigramTokenizer t2 = make({{kSp + "f", -1}, {"i", -1}});
+  auto lig = t2.tokenize_with_offsets("\xEF\xAC\x81");
+  ASSERT_EQ(lig.size(), 2u);
+  EXPECT_EQ(std::make_pair(lig[0].start, lig[0].end), std::make_pair(size_t{0}, size_t{1}));
+  EXPECT_EQ(std::make_pair(lig[1].start, lig[1].end), std::make_pair(size_t{0}, size_t{1}));
+  EXPECT_TRUE(t2.tokenize_with_offsets("").empty());
+}

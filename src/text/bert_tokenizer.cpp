@@ -53,16 +53,40 @@ inline bool is_ascii_control(char32_t c) {  // category Cc among ASCII, minus \t
   return (c < 0x20 && c != U'\t' && c != U'\n' && c != U'\r') || c == 0x7F;
 }
 
+// Sinks receive each token with its [start, end) code-point offsets in the text being tokenized
+// (meaningful only for sinks with kWantsOffsets).
 struct TokenSink {
   std::vector<std::string>* out;
   static constexpr bool kWantsText = true;
-  void emit(int64_t /*id*/, std::string text) { out->push_back(std::move(text)); }
+  static constexpr bool kWantsOffsets = false;
+  void emit(int64_t /*id*/, std::string text, size_t, size_t) { out->push_back(std::move(text)); }
 };
 
 struct IdSink {
   std::vector<int64_t>* out;
   static constexpr bool kWantsText = false;
-  void emit(int64_t id, const std::string& /*text*/) { out->push_back(id); }
+  static constexpr bool kWantsOffsets = false;
+  void emit(int64_t id, const std::string& /*text*/, size_t, size_t) { out->push_back(id); }
+};
+
+struct OffsetSink {
+  std::vector<Token>* out;
+  static constexpr bool kWantsText = true;
+  static constexpr bool kWantsOffsets = true;
+  void emit(int64_t id, std::string text, size_t start, size_t end) {
+    out->push_back(Token{id, std::move(text), start, end});
+  }
+};
+
+// The per-word normalisation of the basic tokenizer (NFC, lower-casing, accent stripping).
+struct WordNormalizer {
+  bool nfc, lower, strip;
+  std::u32string operator()(std::u32string w) const {
+    if (nfc) w = unicode::nfc(w);
+    if (lower) w = unicode::lower_chars(w);
+    if (strip) w = unicode::strip_accents(w);
+    return w;
+  }
 };
 
 }  // namespace
@@ -244,11 +268,16 @@ int64_t BertTokenizer::find_id(const std::string& t) const {
 }
 
 template <class Sink>
-void BertTokenizer::wordpiece(const char32_t* begin, const char32_t* end, Sink& sink) const {
+void BertTokenizer::wordpiece(const char32_t* begin, const char32_t* end, const Span* spans, Sink& sink) const {
   const size_t n = static_cast<size_t>(end - begin);
   if (n == 0) return;
+  auto span_of = [&](size_t a, size_t b) -> std::pair<size_t, size_t> {  // chars [a, b) of the word
+    if constexpr (Sink::kWantsOffsets) return {spans[a].first, spans[b - 1].second};
+    return {0, 0};
+  };
   if (n > opt_.max_input_chars_per_word) {
-    sink.emit(unk_id_, opt_.unk_token);
+    auto [s0, s1] = span_of(0, n);
+    sink.emit(unk_id_, opt_.unk_token, s0, s1);
     return;
   }
   // UTF-8 bytes of the word and the byte offset of every code point.
@@ -280,29 +309,37 @@ void BertTokenizer::wordpiece(const char32_t* begin, const char32_t* end, Sink& 
       --stop;
     }
     if (found < 0) {
-      sink.emit(unk_id_, opt_.unk_token);
+      auto [s0, s1] = span_of(0, n);
+      sink.emit(unk_id_, opt_.unk_token, s0, s1);
       return;
     }
     pieces.push_back({found, start, stop});
     start = stop;
   }
   for (const Piece& p : pieces) {
+    auto [s0, s1] = span_of(p.start, p.end);
     if constexpr (Sink::kWantsText) {
       std::string text = p.start > 0 ? opt_.continuing_subword_prefix : std::string();
       text.append(word, off[p.start], off[p.end] - off[p.start]);
-      sink.emit(p.id, std::move(text));
+      sink.emit(p.id, std::move(text), s0, s1);
     } else {
-      sink.emit(p.id, std::string());
+      sink.emit(p.id, std::string(), s0, s1);
     }
   }
 }
 
 template <class Sink>
-void BertTokenizer::basic_and_wordpiece(const std::string& segment, Sink& sink) const {
+void BertTokenizer::basic_and_wordpiece(const std::string& segment, size_t char_base, Sink& sink) const {
   const std::u32string raw = unicode::decode_utf8(segment);
   std::u32string text;
+  std::vector<uint32_t> pos;  // with offsets: the raw index of every char of `text`
   text.reserve(raw.size() + 8);
-  for (char32_t c : raw) {
+  auto put = [&](char32_t c, size_t k) {
+    text.push_back(c);
+    if constexpr (Sink::kWantsOffsets) pos.push_back(static_cast<uint32_t>(k));
+  };
+  for (size_t k = 0; k < raw.size(); ++k) {
+    char32_t c = raw[k];
     if (opt_.clean_text) {
       if (c < 0x80) {
         if (c == 0 || is_ascii_control(c)) continue;
@@ -313,53 +350,86 @@ void BertTokenizer::basic_and_wordpiece(const std::string& segment, Sink& sink) 
       }
     }
     if (opt_.tokenize_chinese_chars && c >= 0x3400 && unicode::is_chinese_char(c)) {
-      text.push_back(U' ');
-      text.push_back(c);
-      text.push_back(U' ');
+      put(U' ', k);
+      put(c, k);
+      put(U' ', k);
     } else {
-      text.push_back(c);
+      put(c, k);
     }
   }
-  if (opt_.nfc) text = unicode::nfc(text);
 
+  // Words are split on Python whitespace before NFC: NFC never composes across whitespace, so this
+  // equals transformers' NFC-then-split.
+  const WordNormalizer norm{opt_.nfc, opt_.do_lower_case, strip_accents_};
   const size_t n = text.size();
+  std::vector<Span> spans;
   size_t i = 0;
   while (i < n) {
     while (i < n && unicode::is_python_space(text[i])) ++i;
     if (i >= n) break;
     size_t j = i;
-    while (j < n && !unicode::is_python_space(text[j])) ++j;
+    bool ascii = true;
+    while (j < n && !unicode::is_python_space(text[j])) ascii = ascii && text[j] < 0x80, ++j;
     std::u32string word(text, i, j - i);
+    if (ascii) {
+      if (opt_.do_lower_case)
+        for (auto& c : word)
+          if (c >= U'A' && c <= U'Z') c += 32;
+    } else {
+      word = norm(std::move(word));
+    }
+    if constexpr (Sink::kWantsOffsets) {
+      // Each output char gets the raw chars it came from. Normalising char by char gives exact spans
+      // whenever it reproduces the word's normalisation (always, except where NFC composes several
+      // chars); otherwise every char of the word gets the word's whole span.
+      spans.clear();
+      if (ascii) {
+        for (size_t k = i; k < j; ++k) spans.emplace_back(char_base + pos[k], char_base + pos[k] + 1);
+      } else {
+        std::u32string joined;
+        for (size_t k = i; k < j; ++k) {
+          const std::u32string one = norm(std::u32string(1, text[k]));
+          joined += one;
+          for (size_t q = 0; q < one.size(); ++q) spans.emplace_back(char_base + pos[k], char_base + pos[k] + 1);
+        }
+        if (joined != word) spans.assign(word.size(), Span(char_base + pos[i], char_base + pos[j - 1] + 1));
+      }
+    }
     i = j;
-    if (opt_.do_lower_case) word = unicode::python_lower(word);
-    if (strip_accents_) word = unicode::strip_accents(word);
+    const Span* sp = spans.empty() ? nullptr : spans.data();
     if (!opt_.split_on_punc) {
-      wordpiece(word.data(), word.data() + word.size(), sink);
+      wordpiece(word.data(), word.data() + word.size(), sp, sink);
       continue;
     }
-    const char32_t* p = word.data();
+    const char32_t* w = word.data();
+    const char32_t* p = w;
     const char32_t* e = p + word.size();
     const char32_t* run = p;
+    auto at = [&](const char32_t* q) { return sp ? sp + (q - w) : nullptr; };
     for (; p != e; ++p) {
       if (unicode::is_punctuation(*p)) {
-        wordpiece(run, p, sink);
-        wordpiece(p, p + 1, sink);
+        wordpiece(run, p, at(run), sink);
+        wordpiece(p, p + 1, at(p), sink);
         run = p + 1;
       }
     }
-    wordpiece(run, e, sink);
+    wordpiece(run, e, at(run), sink);
   }
 }
 
 template <class Sink>
 void BertTokenizer::run(const std::string& text, Sink& sink) const {
   if (never_split_.empty()) {
-    basic_and_wordpiece(text, sink);
+    basic_and_wordpiece(text, 0, sink);
     return;
   }
   const size_t n = text.size();
   size_t seg_start = 0;
   size_t pos = 0;
+  size_t chars_before_seg = 0;  // code points of text[0, seg_start) (offsets only)
+  auto count_chars = [](const std::string& t, size_t a, size_t b) {
+    return unicode::decode_utf8(t.substr(a, b - a)).size();
+  };
   while (pos < n) {
     if (!never_split_first_byte_[static_cast<unsigned char>(text[pos])]) {
       ++pos;
@@ -376,17 +446,30 @@ void BertTokenizer::run(const std::string& text, Sink& sink) const {
       ++pos;
       continue;
     }
-    if (pos > seg_start) basic_and_wordpiece(text.substr(seg_start, pos - seg_start), sink);
-    sink.emit(find_id(*match), *match);
+    if (pos > seg_start) basic_and_wordpiece(text.substr(seg_start, pos - seg_start), chars_before_seg, sink);
+    size_t match_start = 0, match_chars = 0;
+    if constexpr (Sink::kWantsOffsets) {
+      match_start = chars_before_seg + count_chars(text, seg_start, pos);
+      match_chars = count_chars(text, pos, pos + match->size());
+      chars_before_seg = match_start + match_chars;
+    }
+    sink.emit(find_id(*match), *match, match_start, match_start + match_chars);
     pos += match->size();
     seg_start = pos;
   }
-  if (seg_start < n) basic_and_wordpiece(seg_start == 0 ? text : text.substr(seg_start), sink);
+  if (seg_start < n) basic_and_wordpiece(seg_start == 0 ? text : text.substr(seg_start), chars_before_seg, sink);
 }
 
 std::vector<std::string> BertTokenizer::tokenize(const std::string& text) const {
   std::vector<std::string> out;
   TokenSink sink{&out};
+  run(text, sink);
+  return out;
+}
+
+std::vector<Token> BertTokenizer::tokenize_with_offsets(const std::string& text) const {
+  std::vector<Token> out;
+  OffsetSink sink{&out};
   run(text, sink);
   return out;
 }

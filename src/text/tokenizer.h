@@ -10,8 +10,9 @@
 //     whitespace (\t \n \r, space, category Zs) into ' ';
 //   * pad each CJK ideograph (HF's _is_chinese_char ranges) with spaces;
 //   * NFC (transformers >= 4.31), split on Python whitespace (str.split());
-//   * per word: when lowercasing, Python str.lower() then (unless strip_accents == false) NFD and
-//     drop Mn; without lowercasing, NFD + drop Mn only if strip_accents == true;
+//   * per word: when lowercasing, lower-case char by char (the full Unicode lower-case mapping of each
+//     char, as the `tokenizers` BertNormalizer does: no Python final-sigma rule, so 'Σ' is always 'σ'),
+//     then (unless strip_accents == false) NFD and drop Mn; without lowercasing, NFD + drop Mn only if strip_accents == true;
 //   * split off every punctuation character (ASCII 33-47, 58-64, 91-96, 123-126, category P*);
 //   * WordPiece: greedy longest-match-first with "##" continuations; a word longer than
 //     max_input_chars_per_word code points, or with no full segmentation, becomes one [UNK].
@@ -25,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/errors.h"  // header-only lorakit::Error (no LibTorch)
@@ -36,6 +38,15 @@ namespace lorakit::text {
 // std::runtime_error. Messages name the file involved.
 struct TokenizerError : lorakit::Error {
   using lorakit::Error::Error;
+};
+
+// One token of a text: its id, its text (WordPiece "##" continuations included) and the code-point
+// offsets [start, end) of the characters it came from in the original text (as Hugging Face's
+// offset_mapping: a Python str index, not bytes). Special tokens added around a text have 0, 0.
+struct Token {
+  int64_t id = 0;
+  std::string text;
+  size_t start = 0, end = 0;
 };
 
 struct Encoding {
@@ -53,6 +64,11 @@ class Tokenizer {  // abstract; other tokenizers implement it
   virtual Encoding encode(const std::string& a, const std::string* b, size_t max_length) const = 0;
   virtual int64_t pad_id() const = 0;
   virtual size_t vocab_size() const = 0;
+  // The tokens of one text, without special tokens, with their offsets.
+  virtual std::vector<Token> tokenize_with_offsets(const std::string& text) const = 0;
+  // The special tokens encode() puts around a single text (BERT: [CLS] and [SEP]; none for USE-lite).
+  virtual std::vector<Token> special_prefix() const { return {}; }
+  virtual std::vector<Token> special_suffix() const { return {}; }
 };
 
 // BertTokenizer::Options (defined at namespace scope so it can be a default argument).
@@ -90,6 +106,9 @@ class BertTokenizer : public Tokenizer {
   static BertTokenizer from_tokenizer_json(const std::string& path, const NormalizerOverrides& overrides);
 
   std::vector<std::string> tokenize(const std::string& text) const;
+  std::vector<Token> tokenize_with_offsets(const std::string& text) const override;
+  std::vector<Token> special_prefix() const override { return {Token{cls_id(), opt_.cls_token, 0, 0}}; }
+  std::vector<Token> special_suffix() const override { return {Token{sep_id(), opt_.sep_token, 0, 0}}; }
   // Same tokenization, straight to ids.
   std::vector<int64_t> tokenize_to_ids(const std::string& text) const;
   std::vector<int64_t> convert_tokens_to_ids(const std::vector<std::string>& toks) const;
@@ -121,12 +140,15 @@ class BertTokenizer : public Tokenizer {
   void insert_token(const std::string& tok, int64_t id);  // later insertions override earlier ones
   void add_never_split(const std::string& tok);
 
+  using Span = std::pair<size_t, size_t>;  // code-point offsets in the text being tokenized
   template <class Sink>
   void run(const std::string& text, Sink& sink) const;
+  // `char_base`: code points of the text before `segment` (for offsets).
   template <class Sink>
-  void basic_and_wordpiece(const std::string& segment, Sink& sink) const;
+  void basic_and_wordpiece(const std::string& segment, size_t char_base, Sink& sink) const;
+  // `spans` (null unless the sink wants offsets): one per char of [begin, end).
   template <class Sink>
-  void wordpiece(const char32_t* begin, const char32_t* end, Sink& sink) const;
+  void wordpiece(const char32_t* begin, const char32_t* end, const Span* spans, Sink& sink) const;
   int64_t find_id(const std::string& t) const;  // -1 if absent
 
   Options opt_;

@@ -64,53 +64,6 @@ std::u32string map_utf8proc(const std::u32string& s, utf8proc_option_t options) 
   return decode_utf8(std::string(reinterpret_cast<const char*>(out), static_cast<size_t>(n)));
 }
 
-bool is_cased(char32_t c) {
-  const utf8proc_category_t cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
-  if (cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT) return true;
-  return utf8proc_islower(static_cast<utf8proc_int32_t>(c)) || utf8proc_isupper(static_cast<utf8proc_int32_t>(c));
-}
-
-// Unicode Case_Ignorable: Mn, Me, Cf, Lm, Sk, plus Word_Break MidLetter / MidNumLet / Single_Quote.
-bool is_case_ignorable(char32_t c) {
-  switch (c) {
-    case 0x27: case 0x2E: case 0x3A: case 0xB7: case 0x387: case 0x55F: case 0x5F4: case 0x2018:
-    case 0x2019: case 0x2024: case 0x2027: case 0xFE13: case 0xFE52: case 0xFE55: case 0xFF07:
-    case 0xFF0E: case 0xFF1A:
-      return true;
-    default:
-      break;
-  }
-  switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
-    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_ME: case UTF8PROC_CATEGORY_CF:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_SK:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// CPython's handle_capital_sigma: U+03A3 lowercases to final U+03C2 when preceded by a cased letter
-// and not followed by one (case-ignorable characters skipped in both directions).
-char32_t lower_sigma(const std::u32string& s, size_t i) {
-  size_t j = i;
-  bool final_sigma = false;
-  while (j > 0) {
-    --j;
-    if (!is_case_ignorable(s[j])) {
-      final_sigma = is_cased(s[j]);
-      break;
-    }
-  }
-  if (final_sigma) {
-    for (size_t k = i + 1; k < s.size(); ++k) {
-      if (!is_case_ignorable(s[k])) {
-        final_sigma = !is_cased(s[k]);
-        break;
-      }
-    }
-  }
-  return final_sigma ? 0x3C2 : 0x3C3;
-}
 
 }  // namespace
 
@@ -226,18 +179,15 @@ bool is_nonspacing_mark(char32_t c) {
   return c >= 0x300 && utf8proc_category(static_cast<utf8proc_int32_t>(c)) == UTF8PROC_CATEGORY_MN;
 }
 
-std::u32string python_lower(const std::u32string& s) {
+std::u32string lower_chars(const std::u32string& s) {
   std::u32string out;
   out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char32_t c = s[i];
+  for (char32_t c : s) {
     if (c < 0x80) {
       out.push_back((c >= U'A' && c <= U'Z') ? c + 32 : c);
-    } else if (c == 0x130) {  // LATIN CAPITAL LETTER I WITH DOT ABOVE: SpecialCasing full mapping
+    } else if (c == 0x130) {  // LATIN CAPITAL LETTER I WITH DOT ABOVE: SpecialCasing's unconditional full mapping
       out.push_back(U'i');
       out.push_back(0x307);
-    } else if (c == 0x3A3) {
-      out.push_back(lower_sigma(s, i));
     } else {
       out.push_back(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
     }

@@ -36,7 +36,9 @@ bool is_nonspacing_mark(char32_t c);
 
 // Python str.lower(): full lowercase mapping (U+0130 -> "i\u0307") and the Final_Sigma rule for
 // U+03A3, otherwise utf8proc's simple lowercase mapping.
-std::u32string python_lower(const std::u32string& s);
+// Lower-cases each char on its own (full mapping: 'İ' → "i̇"), as tokenizers' NormalizedString::lowercase;
+// no context rules (Python's str.lower() would turn a word-final 'Σ' into 'ς').
+std::u32string lower_chars(const std::u32string& s);
 // Canonical normalisation (utf8proc). Fast paths: nfc() returns strings whose code points are all
 // below U+0300 unchanged, nfd() those all below U+00C0 (nothing there changes under that form).
 std::u32string nfc(const std::u32string& s);

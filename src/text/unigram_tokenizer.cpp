@@ -148,8 +148,66 @@ std::u32string UnigramTokenizer::normalize(const std::string& text) {
   return out;
 }
 
+std::vector<std::pair<size_t, size_t>> UnigramTokenizer::normalize_spans(const std::string& text,
+                                                                         const std::u32string& sym) {
+  // Spans of the raw code points behind each char of normalize(text); the '▁' prefix has none (empty).
+  // NFKC never composes across U+0020, so segments that start at a space normalise independently;
+  // within a segment, char-by-char NFKC gives exact spans whenever it reproduces the segment's NFKC,
+  // else every char of the segment gets the segment's whole span.
+  const std::u32string raw = unicode::decode_utf8(text);
+  std::vector<std::pair<size_t, size_t>> spans;
+  if (sym.empty()) return spans;
+  spans.reserve(sym.size());
+  spans.emplace_back(0, 0);
+  size_t a = 0;
+  while (a < raw.size()) {
+    size_t b = a + 1;
+    while (b < raw.size() && raw[b] != U' ') ++b;
+    const std::u32string seg_norm = nfkc(raw.substr(a, b - a));
+    std::u32string joined;
+    std::vector<std::pair<size_t, size_t>> seg;
+    for (size_t k = a; k < b; ++k) {
+      const std::u32string one = nfkc(std::u32string(1, raw[k]));
+      joined += one;
+      seg.insert(seg.end(), one.size(), {k, k + 1});
+    }
+    if (joined != seg_norm) seg.assign(seg_norm.size(), {a, b});
+    spans.insert(spans.end(), seg.begin(), seg.end());
+    a = b;
+  }
+  if (spans.size() != sym.size()) spans.assign(sym.size(), {0, raw.size()});  // cannot happen; stay safe
+  spans[0] = {0, 0};
+  return spans;
+}
+
 std::vector<int64_t> UnigramTokenizer::tokenize_to_ids(const std::string& text) const {
+  std::vector<int64_t> out;
+  for (auto& p : viterbi(normalize(text))) out.push_back(p.id);
+  return out;
+}
+
+std::vector<Token> UnigramTokenizer::tokenize_with_offsets(const std::string& text) const {
   const std::u32string sym = normalize(text);
+  const auto spans = normalize_spans(text, sym);
+  std::vector<Token> out;
+  for (auto& p : viterbi(sym)) {
+    Token t{p.id, pieces_[static_cast<size_t>(p.id)].text, 0, 0};
+    bool any = false;
+    for (size_t k = p.start; k < p.end && k < spans.size(); ++k) {
+      if (spans[k].first == spans[k].second) continue;  // the '▁' prefix
+      t.start = any ? std::min(t.start, spans[k].first) : spans[k].first;
+      t.end = any ? std::max(t.end, spans[k].second) : spans[k].second;
+      any = true;
+    }
+    if (!any) {  // a piece of only the prefix: an empty span where the text starts
+      t.start = t.end = p.end < spans.size() ? spans[p.end].first : (spans.empty() ? 0 : spans.back().second);
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::vector<UnigramTokenizer::Located> UnigramTokenizer::viterbi(const std::u32string& sym) const {
   const size_t n = sym.size();
   // Candidates ending at each position, in ascending start order (starts are visited in order).
   struct Cand {
@@ -185,19 +243,23 @@ std::vector<int64_t> UnigramTokenizer::tokenize_to_ids(const std::string& text) 
       }
     }
   }
-  std::vector<int64_t> rev;
+  std::vector<Located> rev;
   int64_t iter = static_cast<int64_t>(n);
   while (iter > 0) {
     const int64_t id = words[static_cast<size_t>(iter)];
-    rev.push_back(id);
-    iter -= std::max<int64_t>(utf16_len_[static_cast<size_t>(id)], 1);  // JS would loop forever on 0
+    const int64_t next = iter - std::max<int64_t>(utf16_len_[static_cast<size_t>(id)], 1);  // JS would loop forever on 0
+    rev.push_back({id, static_cast<size_t>(std::max<int64_t>(next, 0)), static_cast<size_t>(iter)});
+    iter = next;
   }
-  std::vector<int64_t> out;
+  // Consecutive unknowns merge into one (backwards: the earlier one absorbs the later's span).
+  std::vector<Located> out;
   out.reserve(rev.size());
-  bool prev_unk = false;
-  for (int64_t id : rev) {
-    if (!(prev_unk && id == 0)) out.push_back(id);
-    prev_unk = id == 0;
+  for (const Located& l : rev) {
+    if (!out.empty() && out.back().id == 0 && l.id == 0) {
+      out.back().start = l.start;
+      continue;
+    }
+    out.push_back(l);
   }
   std::reverse(out.begin(), out.end());
   return out;

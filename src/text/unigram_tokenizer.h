@@ -59,6 +59,9 @@ class UnigramTokenizer : public Tokenizer {
   // The pieces of tokenize_to_ids (the unknown id gives piece 0's text, '�').
   std::vector<std::string> tokenize(const std::string& text) const;
 
+  // Offsets: code points of `text`; a leading "▁" piece's span starts at the text's first char.
+  std::vector<Token> tokenize_with_offsets(const std::string& text) const override;
+
   Encoding encode(const std::string& a, const std::string* b, size_t max_length) const override;
   int64_t pad_id() const override { return 0; }
   size_t vocab_size() const override { return pieces_.size(); }
@@ -70,6 +73,12 @@ class UnigramTokenizer : public Tokenizer {
  private:
   UnigramTokenizer() = default;
   void build(const std::string& source);
+  struct Located {
+    int64_t id;
+    size_t start, end;  // chars [start, end) of the normalised text
+  };
+  std::vector<Located> viterbi(const std::u32string& sym) const;
+  static std::vector<std::pair<size_t, size_t>> normalize_spans(const std::string& text, const std::u32string& sym);
 
   struct Node {
     std::unordered_map<char32_t, int32_t> children;
