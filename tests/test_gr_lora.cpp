@@ -330,12 +330,14 @@ TEST(GrLoraCli, TrainsOnMrpcLowersLossAndLogs) {
     EXPECT_GT(l["gr_scale_min"].get<double>(), 0.0);
     EXPECT_LE(l["gr_scale_max"].get<double>(), 100.0);
   }
-  // A plain PEFT LoRA adapter, with the GR settings under "lorakit".
+  // A plain PEFT LoRA adapter; the GR settings are in lorakit_config.json beside it.
   auto cfg = nlohmann::json::parse(read_text_file(out + "/last/adapter_config.json"));
   EXPECT_EQ(cfg["peft_type"], "LORA");
-  EXPECT_EQ(cfg["lorakit"]["method"], "gr-lora");
-  EXPECT_EQ(cfg["lorakit"]["gr_lora"]["gr_reg"].get<double>(), 0.02);
-  EXPECT_EQ(cfg["lorakit"]["gr_lora"]["gr_tau"].get<double>(), 0.4);
+  EXPECT_FALSE(cfg.contains("lorakit"));
+  auto side = nlohmann::json::parse(read_text_file(out + "/last/lorakit_config.json"));
+  EXPECT_EQ(side["method"], "gr-lora");
+  EXPECT_EQ(side["gr_lora"]["gr_reg"].get<double>(), 0.02);
+  EXPECT_EQ(side["gr_lora"]["gr_tau"].get<double>(), 0.4);
   // It loads back as LoRA: evaluation with the adapter runs.
   r = lorakit::testing::run_cli("eval --adapter " + out + "/last --task mrpc --data " + lorakit::testing::shared_dir() +
                                 "/data/glue --max-eval-samples 16 --threads 1");

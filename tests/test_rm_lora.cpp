@@ -522,8 +522,8 @@ TEST(RmLoraCli, TrainsLogsDiagnosticsAndInspectPrintsThem) {
       EXPECT_EQ(line["mask_mode"].get<std::string>(), method == "gm-lora" ? "grad" : "update");
       EXPECT_EQ(line["mask_directions"].get<int64_t>(), method == "gm-lora" ? 1 : 2);
     }
-    nlohmann::json cfg = nlohmann::json::parse(read_file(out + "/last/adapter_config.json"));
-    EXPECT_EQ(cfg["lorakit"]["method"], method);
+    nlohmann::json cfg = nlohmann::json::parse(read_file(out + "/last/lorakit_config.json"));
+    EXPECT_EQ(cfg["method"], method);
 
     auto ins = lorakit::testing::run_cli("inspect " + out + "/last");
     ASSERT_EQ(ins.exit_code, 0) << ins.output;

@@ -70,8 +70,8 @@ TEST(UseLiteTask, TrainsOnMrpcAndTheAdapterReloadsAndMerges) {
   auto epochs = lorakit::testing::read_jsonl(out + "/metrics.jsonl");
   ASSERT_EQ(epochs.size(), 2u);
   EXPECT_LT(epochs[1]["train_loss"].get<double>(), epochs[0]["train_loss"].get<double>());
-  auto adapter_cfg = nlohmann::json::parse(lorakit::testing::read_bytes(out + "/last/adapter_config.json"));
-  EXPECT_EQ(adapter_cfg["lorakit"]["pair_mode"], "bi-encoder");
+  auto sidecar = nlohmann::json::parse(lorakit::testing::read_bytes(out + "/last/lorakit_config.json"));
+  EXPECT_EQ(sidecar["pair_mode"], "bi-encoder");
   auto eval_loss = [&](const std::string& args) {
     auto e = run_cli("eval " + args + " --task mrpc --data " + data + " --max-eval-samples 48 --threads 1");
     EXPECT_EQ(e.exit_code, 0) << e.output;

@@ -126,6 +126,7 @@ void register_all(CLI::App& app) {
   add_init_model(app);
   register_training_commands(app);
   register_sweep_command(app);
+  register_predict_commands(app);
 }
 
 }  // namespace lorakit::cli

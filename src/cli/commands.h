@@ -7,4 +7,5 @@ namespace lorakit::cli {
 void register_all(CLI::App& app);
 void register_training_commands(CLI::App& app);
 void register_sweep_command(CLI::App& app);
+void register_predict_commands(CLI::App& app);
 }  // namespace lorakit::cli

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/errors.h"
 #include "core/fileutil.h"
 #include "core/runtime.h"
@@ -47,63 +48,18 @@ bool natural_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
-std::vector<std::string> split_csv(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-// --data may be the GLUE root (holding MRPC/) or the task's own folder (holding train.tsv).
-std::string task_file(const std::string& data, const data::TaskInfo& task, const std::string& file) {
-  const std::string in_task = join_path(join_path(data, task.dir_name), file);
-  if (file_exists(in_task)) return in_task;
-  const std::string direct = join_path(data, file);
-  if (file_exists(direct)) return direct;
-  throw Error("cannot find " + file + " for task " + task.name + " under " + data + " (tried " + in_task + " and " +
-              direct + ")");
-}
-
-std::vector<data::Example> read_examples(const data::TaskInfo& task, const std::string& path, int64_t limit) {
-  auto ex = data::read_glue_file(task, path, data::LabelMode::Required);
-  if (limit > 0 && static_cast<int64_t>(ex.size()) > limit) ex.resize(limit);
-  return ex;
-}
-
-struct DataOpts {
-  std::string task = "mrpc";
-  std::string data = "../shared/data/glue";
-  std::string train_file, eval_file;
-  int64_t max_seq_len = 128;
-  int64_t max_train_samples = -1, max_eval_samples = -1;
-};
-
-void add_data_flags(CLI::App* cmd, DataOpts& d, bool with_train) {
-  cmd->add_option("--task", d.task, "GLUE task: cola sst2 mrpc stsb qqp mnli qnli rte wnli");
-  cmd->add_option("--data", d.data, "GLUE root (holding MRPC/ ...) or the task's folder");
-  if (with_train) cmd->add_option("--train-file", d.train_file, "training TSV (default <data>/<TASK>/train.tsv)");
-  cmd->add_option("--eval-file", d.eval_file, "evaluation TSV (default <data>/<TASK>/dev.tsv)");
-  cmd->add_option("--max-seq-len", d.max_seq_len, "truncate pairs to this many tokens");
-  if (with_train) cmd->add_option("--max-train-samples", d.max_train_samples, "use the first N training rows");
-  cmd->add_option("--max-eval-samples", d.max_eval_samples, "use the first N evaluation rows");
-}
-
-LoadOptions load_options_for(const data::TaskInfo& task, uint64_t seed) {
-  LoadOptions lo;
-  lo.num_labels = task.num_labels;
-  lo.regression = task.is_regression;
-  lo.seed = seed;
-  lo.sentence_pair = task.has_pair;
-  return lo;
+std::pair<std::string, std::string> split_key_value(const std::string& kv, const std::string& flag) {
+  const auto eq = kv.rfind('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size())
+    throw Error(flag + ": '" + kv + "' is not KEY=VALUE");
+  return {kv.substr(0, eq), kv.substr(eq + 1)};
 }
 
 void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Fine-tune a model on a GLUE task");
   struct Opts {
     std::string model, out, method = "lora", targets = "query,value", target_regex, modules_to_save = "classifier";
-    std::string init = "kaiming", pair_mode = "bi-encoder";
+    std::string init = "kaiming", pair_mode = "bi-encoder", rank_pattern, alpha_pattern;
     int64_t r = 8;
     double alpha = 16, lora_dropout = 0.0;
     bool rslora = false, no_progress = false, no_group = false;
@@ -126,6 +82,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--target-regex", o->target_regex, "regex matched against the whole module path (overrides --target-modules)");
   cmd->add_option("--modules-to-save", o->modules_to_save, "comma-separated modules trained in full (task head)");
   cmd->add_flag("--rslora", o->rslora, "scaling = alpha / sqrt(r)");
+  cmd->add_option("--rank-pattern", o->rank_pattern,
+                  "per-module ranks, KEY=R,... (PEFT rank_pattern: KEY is a module-name suffix or regex)");
+  cmd->add_option("--alpha-pattern", o->alpha_pattern, "per-module alphas, KEY=ALPHA,... (PEFT alpha_pattern)");
   cmd->add_option("--pair-mode", o->pair_mode, "USE-lite sentence pairs: bi-encoder | concat")
       ->check(CLI::IsMember({"bi-encoder", "concat"}));
   cmd->add_option("--init", o->init, "LoRA A init: kaiming | gaussian");
@@ -144,6 +103,9 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--no-group-by-length", o->no_group, "plain shuffled batches");
   add_method_flags(*cmd, extra);
   cmd->callback([o, extra] {
+    // Everything the flags alone can tell is checked before any file is read.
+    o->t.validate();
+    validate_data_flags(o->d);
     configure_threads(o->threads);
     o->t.progress = !o->no_progress;
     o->t.group_by_length = !o->no_group;
@@ -157,6 +119,26 @@ void add_train(CLI::App& app) {
     mo.lora.modules_to_save = split_csv(o->modules_to_save);
     mo.lora.use_rslora = o->rslora;
     mo.lora.init_lora_weights = o->init;
+    for (auto& kv : split_csv(o->rank_pattern)) {
+      auto [k, v] = split_key_value(kv, "--rank-pattern");
+      try {
+        size_t used = 0;
+        mo.lora.rank_pattern.emplace_back(k, std::stoll(v, &used));
+        if (used != v.size()) throw std::invalid_argument(v);
+      } catch (const std::exception&) {
+        throw Error("--rank-pattern: '" + v + "' (for '" + k + "') is not an integer rank");
+      }
+    }
+    for (auto& kv : split_csv(o->alpha_pattern)) {
+      auto [k, v] = split_key_value(kv, "--alpha-pattern");
+      try {
+        size_t used = 0;
+        mo.lora.alpha_pattern.emplace_back(k, std::stod(v, &used));
+        if (used != v.size()) throw std::invalid_argument(v);
+      } catch (const std::exception&) {
+        throw Error("--alpha-pattern: '" + v + "' (for '" + k + "') is not a number");
+      }
+    }
     mo.extra = *extra;
     auto method = make_method(o->method, mo);
 
@@ -165,13 +147,14 @@ void add_train(CLI::App& app) {
     const std::string train_path = o->d.train_file.empty() ? task_file(o->d.data, task, task.train_file) : o->d.train_file;
     const std::string eval_path =
         o->d.eval_file.empty() ? task_file(o->d.data, task, task.eval_files.at(0)) : o->d.eval_file;
-    EncodedDataset train_ds(read_examples(task, train_path, o->d.max_train_samples), *tok, o->d.max_seq_len,
-                            task.is_regression);
-    EncodedDataset eval_ds(read_examples(task, eval_path, o->d.max_eval_samples), *tok, o->d.max_seq_len,
-                           task.is_regression);
+    const auto train_rows = read_examples(task, train_path, o->d.max_train_samples);
+    const auto eval_rows = read_examples(task, eval_path, o->d.max_eval_samples);
     LoadOptions lo = load_options_for(task, o->t.seed);
     lo.pair_mode = o->pair_mode;
     LoadedModel lm = load_model(model_dir, lo);
+    const int64_t seq_len = effective_seq_len(lm.config, o->d.max_seq_len);
+    EncodedDataset train_ds(train_rows, *tok, seq_len, task.is_regression);
+    EncodedDataset eval_ds(eval_rows, *tok, seq_len, task.is_regression);
     torch::manual_seed(o->t.seed);
     method->attach(lm.model);
     fmt::print(stderr, "lorakit train: {} on {} ({} train / {} eval), {} trainable of {} parameters\n", o->method,
@@ -179,37 +162,6 @@ void add_train(CLI::App& app) {
     TrainResult r = train(lm, *method, train_ds, eval_ds, task, o->t);
     fmt::print("{}\n", r.summary.dump(2));
   });
-}
-
-struct LoadedForEval {
-  LoadedModel lm;
-  std::unique_ptr<LoraMethod> adapter;
-};
-
-LoadedForEval load_with_adapter(std::string model_dir, const std::string& adapter_dir, const data::TaskInfo* task) {
-  LoadOptions lo;
-  if (task) lo = load_options_for(*task, 42);
-  if (!adapter_dir.empty()) {
-    nlohmann::json extra = read_adapter_extra(adapter_dir);
-    if (extra.contains("num_labels")) {
-      lo.num_labels = extra["num_labels"].get<int64_t>();
-      lo.regression = extra.value("problem_type", std::string()) == "regression";
-    }
-    if (extra.contains("pair_mode")) {
-      const std::string pm = extra["pair_mode"].get<std::string>();
-      lo.sentence_pair = pm != "single";
-      if (pm != "single") lo.pair_mode = pm;
-    }
-    if (model_dir.empty()) {
-      auto j = nlohmann::json::parse(read_text_file(join_path(adapter_dir, "adapter_config.json")));
-      model_dir = j.value("base_model_name_or_path", std::string());
-      if (model_dir.empty()) throw Error(adapter_dir + ": adapter names no base model; pass --model");
-    }
-  }
-  if (model_dir.empty()) throw Error("--model is required");
-  LoadedForEval r{load_model(model_dir, lo), nullptr};
-  if (!adapter_dir.empty()) r.adapter = load_adapter(r.lm.model, adapter_dir);
-  return r;
 }
 
 void add_eval(CLI::App& app) {
@@ -228,9 +180,12 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "LibTorch threads (0 = one per core)");
   add_data_flags(cmd, o->d, false);
   cmd->callback([o] {
+    validate_data_flags(o->d);
+    if (o->batch_size <= 0) throw Error("--batch-size must be positive, got " + std::to_string(o->batch_size));
     configure_threads(o->threads);
     const auto& task = data::glue_task(o->d.task);
     LoadedForEval m = load_with_adapter(o->model, o->adapter, &task);
+    o->d.max_seq_len = effective_seq_len(m.lm.config, o->d.max_seq_len);
     auto tok = text::load_tokenizer(m.lm.dir);
     const std::string eval_path =
         o->d.eval_file.empty() ? task_file(o->d.data, task, task.eval_files.at(0)) : o->d.eval_file;
@@ -279,8 +234,8 @@ void add_inspect(CLI::App& app) {
     j["dir"] = *dir;
     const std::string adapter_cfg = join_path(*dir, "adapter_config.json");
     if (file_exists(adapter_cfg)) {
-      auto cfgj = nlohmann::json::parse(read_text_file(adapter_cfg));
-      LoraConfig lc = LoraConfig::from_peft_json(cfgj, adapter_cfg);
+      LoraConfig lc = read_adapter_config(*dir);
+      const nlohmann::json extra = read_adapter_extra(*dir);
       st::SafetensorsFile f(join_path(*dir, "adapter_model.safetensors"));
       int64_t lora = 0, head = 0;
       std::set<std::string> modules;
@@ -297,8 +252,18 @@ void add_inspect(CLI::App& app) {
       }
       j["kind"] = "adapter";
       j["peft_type"] = "LORA";
-      j["method"] = cfgj.contains("lorakit") ? cfgj["lorakit"].value("method", std::string("lora")) : "lora";
+      j["method"] = extra.value("method", std::string("lora"));
       j["r"] = lc.r;
+      if (!lc.rank_pattern.empty()) {
+        nlohmann::ordered_json rp;
+        for (auto& [k, v] : lc.rank_pattern) rp[k] = v;
+        j["rank_pattern"] = rp;
+      }
+      if (!lc.alpha_pattern.empty()) {
+        nlohmann::ordered_json ap;
+        for (auto& [k, v] : lc.alpha_pattern) ap[k] = v;
+        j["alpha_pattern"] = ap;
+      }
       j["lora_alpha"] = lc.lora_alpha;
       j["adapted_modules"] = modules.size();
       j["lora_params"] = lora;
@@ -322,7 +287,7 @@ void add_inspect(CLI::App& app) {
       for (auto& [path, ab] : factors) {
         if (!ab.first.defined() || !ab.second.defined())
           throw Error(*dir + ": module '" + path + "' lacks its lora_A or lora_B tensor");
-        diags.emplace_back(path, lora_module_diagnostics(ab.first, ab.second, lc.scaling()));
+        diags.emplace_back(path, lora_module_diagnostics(ab.first, ab.second, lc.resolve(path).scaling));
       }
       std::sort(diags.begin(), diags.end(), [](const auto& a, const auto& b) { return natural_less(a.first, b.first); });
       const nlohmann::ordered_json dj = diagnostics_json(diags, /*per_module=*/true);

@@ -33,9 +33,17 @@ at::Tensor BertEmbeddingsImpl::forward(const at::Tensor& input_ids, const at::Te
   } else {
     pos = at::arange(T, input_ids.options().dtype(at::kLong)).unsqueeze(0);
   }
-  if (pos.max().item<int64_t>() >= cfg.max_position_embeddings)
-    throw Error("sequence of length " + std::to_string(T) + " exceeds max_position_embeddings " +
-                std::to_string(cfg.max_position_embeddings));
+  if (pos.max().item<int64_t>() >= cfg.max_position_embeddings) {
+    // RoBERTa's positions start at pad_token_id + 1, so it holds max_position_embeddings − pad − 1 tokens.
+    const int64_t limit = cfg.is_roberta() ? cfg.max_position_embeddings - cfg.pad_token_id - 1 : cfg.max_position_embeddings;
+    int64_t len = T;
+    if (cfg.is_roberta()) len = input_ids.ne(cfg.pad_token_id).sum(1).max().item<int64_t>();
+    throw Error("sequence of " + std::to_string(len) + " tokens exceeds the model's limit of " + std::to_string(limit) +
+                " tokens (max_position_embeddings " + std::to_string(cfg.max_position_embeddings) +
+                (cfg.is_roberta() ? ", positions start at pad_token_id + 1 = " + std::to_string(cfg.pad_token_id + 1)
+                                  : std::string()) +
+                "); use a smaller --max-seq-len");
+  }
   // Models with one token type (RoBERTa) ignore segment ids, as their own tokenizers never emit any.
   at::Tensor tt = token_type_ids.defined() && cfg.type_vocab_size > 1 ? token_type_ids : at::zeros_like(input_ids);
   if (input_ids.numel() > 0) {

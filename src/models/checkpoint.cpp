@@ -82,11 +82,11 @@ std::string normalise_name(std::string n) {
   return n;
 }
 
+}  // namespace
+
 bool is_head_param(const std::string& name) {
   return name.rfind("classifier.", 0) == 0 || name.find(".pooler.") != std::string::npos;
 }
-
-}  // namespace
 
 void load_into(torch::nn::Module& module, const st::NamedTensors& tensors, const std::string& source,
                bool allow_missing_heads, LoadReport& report) {

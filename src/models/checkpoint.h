@@ -47,6 +47,9 @@ std::string resolve_model_dir(const std::string& name_or_dir);
 // weight, or any shape mismatch, is an error naming the tensor; a missing task head is initialised.
 LoadedModel load_model(const std::string& dir, const LoadOptions& opt = {});
 
+// True for task-head parameters (classifier.*, the pooler), which a checkpoint may lack.
+bool is_head_param(const std::string& name);
+
 // Copies `tensors` into `module`'s parameters (by Hugging Face name); used by load_model and adapters.
 void load_into(torch::nn::Module& module, const st::NamedTensors& tensors, const std::string& source,
                bool allow_missing_heads, LoadReport& report);

@@ -9,14 +9,15 @@
 namespace lorakit {
 
 EncodedDataset::EncodedDataset(const std::vector<data::Example>& examples, const text::Tokenizer& tok,
-                               size_t max_seq_len, bool regression)
+                               size_t max_seq_len, bool regression, bool allow_unlabeled)
     : pad_id_(tok.pad_id()), regression_(regression) {
   enc_.reserve(examples.size());
   for (auto& ex : examples) {
-    if (std::isnan(ex.label)) throw Error("example on line " + std::to_string(ex.line) + " has no label");
+    const bool unlabeled = std::isnan(ex.label);
+    if (unlabeled && !allow_unlabeled) throw Error("example on line " + std::to_string(ex.line) + " has no label");
     enc_.push_back(tok.encode(ex.text_a, ex.has_b ? &ex.text_b : nullptr, max_seq_len));
     lengths_.push_back(enc_.back().input_ids.size());
-    labels_.push_back(ex.label);
+    labels_.push_back(unlabeled ? 0.0 : ex.label);
   }
 }
 

@@ -17,8 +17,9 @@ struct Batch {
 
 class EncodedDataset {
  public:
+  // An example without a label is an error unless `allow_unlabeled` (prediction), where it gets label 0.
   EncodedDataset(const std::vector<data::Example>& examples, const text::Tokenizer& tok, size_t max_seq_len,
-                 bool regression);
+                 bool regression, bool allow_unlabeled = false);
   size_t size() const { return enc_.size(); }
   const std::vector<size_t>& lengths() const { return lengths_; }
   const std::vector<double>& labels() const { return labels_; }

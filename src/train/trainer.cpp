@@ -104,6 +104,21 @@ EvalResult evaluate(SequenceClassifier& model, const EncodedDataset& ds, const d
   return r;
 }
 
+at::Tensor predict_logits(SequenceClassifier& model, const EncodedDataset& ds, int64_t batch_size) {
+  const bool was_training = model->is_training();
+  model->eval();
+  torch::NoGradGuard ng;
+  at::Tensor out = at::zeros({static_cast<int64_t>(ds.size()), model->cfg.num_labels}, at::kFloat);
+  for (auto& idx : data::make_batches(ds.lengths(), batch_size, 0, /*shuffle=*/false, /*group=*/true)) {
+    Batch b = ds.collate(idx);
+    at::Tensor logits = model->forward(b.input_ids, b.attention_mask, b.token_type_ids).to(at::kFloat);
+    std::vector<int64_t> rows(idx.begin(), idx.end());
+    out.index_copy_(0, at::tensor(rows, at::kLong), logits);
+  }
+  if (was_training) model->train();
+  return out;
+}
+
 struct StepRunner::Impl {
   SequenceClassifier model;
   Method& method;
@@ -173,10 +188,20 @@ StepRunner::Out StepRunner::step(const Batch& b, bool regression, int64_t epoch)
   return {logits, info.task_loss.item<double>()};
 }
 
+void TrainConfig::validate() const {
+  if (batch_size <= 0) throw Error("--batch-size must be positive, got " + std::to_string(batch_size));
+  if (eval_batch_size <= 0) throw Error("--eval-batch-size must be positive, got " + std::to_string(eval_batch_size));
+  if (epochs <= 0 && max_steps <= 0) throw Error("need --epochs > 0 or --max-steps > 0");
+  if (!(lr > 0) || !std::isfinite(lr)) throw Error("--lr must be a positive number, got " + std::to_string(lr));
+  if (!(weight_decay >= 0)) throw Error("--weight-decay must be >= 0");
+  if (!(warmup_ratio >= 0 && warmup_ratio <= 1)) throw Error("--warmup-ratio must be in [0, 1]");
+  if (!std::isfinite(max_grad_norm)) throw Error("--max-grad-norm must be finite");
+  if (out_dir.empty()) throw Error("--out is required");
+}
+
 TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train_ds, const EncodedDataset& eval_ds,
                   const data::TaskInfo& task, const TrainConfig& cfg) {
-  if (cfg.batch_size <= 0) throw Error("--batch-size must be positive");
-  if (cfg.epochs <= 0 && cfg.max_steps <= 0) throw Error("need --epochs > 0 or --max-steps > 0");
+  cfg.validate();
   if (train_ds.size() == 0) throw Error("training set is empty");
   make_dirs(cfg.out_dir);
   SequenceClassifier& model = base.model;

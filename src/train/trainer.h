@@ -28,6 +28,8 @@ struct TrainConfig {
   bool keep_best = true;          // save <out>/best whenever the main metric improves
   bool progress = true;           // progress bar on stderr
   double regression_tau = 0.5;    // regression "accuracy": |ŷ − y| ≤ tau
+  // Flags that can be judged without data or model (batch sizes, epochs, lr, ...): lorakit::Error naming the flag.
+  void validate() const;
 };
 
 struct EvalResult {
@@ -40,6 +42,9 @@ struct EvalResult {
 
 EvalResult evaluate(SequenceClassifier& model, const EncodedDataset& ds, const data::TaskInfo& task,
                     int64_t batch_size, double regression_tau = 0.5);
+
+// Logits [N, C] (float32) of every example of `ds`, in dataset order (eval mode, no grad).
+at::Tensor predict_logits(SequenceClassifier& model, const EncodedDataset& ds, int64_t batch_size);
 
 // One optimizer step exactly as train() takes it: forward, task loss, method.extra_loss, backward,
 // clipping, method.before_optimizer_step, learning rate, AdamW step, method.after_optimizer_step.

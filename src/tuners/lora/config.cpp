@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <regex>
+#include <set>
 
 #include "core/errors.h"
 
@@ -18,10 +19,51 @@ double LoraConfig::scaling() const {
 }
 
 bool LoraConfig::matches(const std::string& path) const {
+  if (!exclude_regex.empty() && std::regex_match(path, std::regex(exclude_regex))) return false;
+  for (auto& e : exclude_modules)
+    if (module_name_matches(path, e)) return false;
   if (!target_regex.empty()) return std::regex_match(path, std::regex(target_regex));
   for (auto& t : target_modules)
     if (module_name_matches(path, t)) return true;
   return false;
+}
+
+namespace {
+// PEFT's pattern-key test (peft.utils.other.get_pattern_key, >= 0.14): re.match(rf"(.*\.)?({key})$", path);
+// a key equal to the path always matches (0.6-0.13 fall back to the path itself as the key). std::regex_search with a leading
+// "^" gives Python's re.match (anchored at the start, `$` at the end).
+bool pattern_key_matches(const std::string& key, const std::string& path) {
+  if (key == path) return true;
+  return std::regex_search(path, std::regex("^(.*\\.)?(" + key + ")$"));
+}
+}  // namespace
+
+LoraConfig::ModuleRank LoraConfig::resolve(const std::string& path) const {
+  // PEFT >= 0.14 (get_pattern_key): r from the first rank_pattern key that matches, alpha from the first
+  // alpha_pattern key that matches, each independently.
+  ModuleRank m{r, lora_alpha, 0.0};
+  for (auto& [k, v] : rank_pattern)
+    if (pattern_key_matches(k, path)) {
+      m.r = v;
+      break;
+    }
+  for (auto& [k, v] : alpha_pattern)
+    if (pattern_key_matches(k, path)) {
+      m.alpha = v;
+      break;
+    }
+  m.scaling = use_rslora ? m.alpha / std::sqrt(static_cast<double>(m.r)) : m.alpha / static_cast<double>(m.r);
+  return m;
+}
+
+LoraConfig LoraConfig::for_module(const std::string& path) const {
+  LoraConfig c = *this;
+  const ModuleRank m = resolve(path);
+  c.r = m.r;
+  c.lora_alpha = m.alpha;
+  c.rank_pattern.clear();
+  c.alpha_pattern.clear();
+  return c;
 }
 
 void LoraConfig::validate() const {
@@ -30,62 +72,190 @@ void LoraConfig::validate() const {
   if (init_lora_weights != "kaiming" && init_lora_weights != "gaussian")
     throw Error("init_lora_weights must be 'kaiming' or 'gaussian', got '" + init_lora_weights + "'");
   if (target_regex.empty() && target_modules.empty()) throw Error("LoRA needs target_modules");
-  if (!target_regex.empty()) {
+  auto check_regex = [](const std::string& what, const std::string& re) {
     try {
-      std::regex re(target_regex);
+      std::regex x(re);
     } catch (const std::regex_error& e) {
-      throw Error("target_modules regex '" + target_regex + "' is invalid: " + e.what());
+      throw Error(what + " regex '" + re + "' is invalid: " + e.what());
     }
+  };
+  if (!target_regex.empty()) check_regex("target_modules", target_regex);
+  if (!exclude_regex.empty()) check_regex("exclude_modules", exclude_regex);
+  for (auto& [k, v] : rank_pattern) {
+    if (v <= 0) throw Error("rank_pattern['" + k + "'] must be a positive rank, got " + std::to_string(v));
+    check_regex("rank_pattern key", "(" + k + ")");
+  }
+  for (auto& [k, v] : alpha_pattern) {
+    if (!std::isfinite(v)) throw Error("alpha_pattern['" + k + "'] must be finite");
+    check_regex("alpha_pattern key", "(" + k + ")");
   }
 }
 
-nlohmann::json LoraConfig::to_peft_json(const std::string& base_model, const nlohmann::json& extra) const {
-  nlohmann::ordered_json j;
-  j["peft_type"] = "LORA";
-  j["task_type"] = "SEQ_CLS";
+nlohmann::ordered_json LoraConfig::to_peft_json(const std::string& base_model,
+                                                const std::vector<std::string>& adapted_modules) const {
+  // Alphabetical, as PEFT's save_pretrained writes (json.dumps(..., sort_keys=True)).
+  nlohmann::json j;
+  // Patterns are written resolved: every adapted module whose r or alpha differs from the defaults gets
+  // its full path as a key in BOTH patterns. PEFT 0.6-0.13 look up r and alpha with one shared key (the
+  // first that matches over rank_pattern then alpha_pattern, or the module path itself) and PEFT >= 0.14
+  // look each up on its own; with identical full-path keys every release resolves the same values.
+  nlohmann::ordered_json rp = nlohmann::ordered_json::object(), ap = nlohmann::ordered_json::object();
+  if (!rank_pattern.empty() || !alpha_pattern.empty()) {
+    for (auto& path : adapted_modules) {
+      const ModuleRank m = resolve(path);
+      if (m.r == r && m.alpha == lora_alpha) continue;
+      rp[path] = m.r;
+      ap[path] = m.alpha;
+    }
+  }
+  j["alpha_pattern"] = ap;
+  j["auto_mapping"] = nullptr;
   j["base_model_name_or_path"] = base_model;
-  j["r"] = r;
+  j["bias"] = "none";
+  if (!exclude_regex.empty())
+    j["exclude_modules"] = exclude_regex;
+  else if (!exclude_modules.empty())
+    j["exclude_modules"] = exclude_modules;
+  j["fan_in_fan_out"] = false;
+  j["inference_mode"] = true;
+  j["init_lora_weights"] = init_lora_weights == "gaussian" ? nlohmann::json("gaussian") : nlohmann::json(true);
+  j["layers_pattern"] = nullptr;
+  j["layers_to_transform"] = nullptr;
   j["lora_alpha"] = lora_alpha;
   j["lora_dropout"] = lora_dropout;
+  j["modules_to_save"] = modules_to_save.empty() ? nlohmann::json(nullptr) : nlohmann::json(modules_to_save);
+  j["peft_type"] = "LORA";
+  j["r"] = r;
+  j["rank_pattern"] = rp;
+  j["revision"] = nullptr;
   if (!target_regex.empty())
     j["target_modules"] = target_regex;
   else
     j["target_modules"] = target_modules;
-  j["modules_to_save"] = modules_to_save;
-  j["bias"] = "none";
-  j["fan_in_fan_out"] = false;
-  j["use_rslora"] = use_rslora;
-  j["init_lora_weights"] = init_lora_weights == "gaussian" ? nlohmann::json("gaussian") : nlohmann::json(true);
-  j["inference_mode"] = true;
-  j["lorakit"] = extra;
-  return j;
+  j["task_type"] = task_type;
+  if (use_rslora) j["use_rslora"] = true;  // PEFT >= 0.8.0 only; older releases cannot express rsLoRA
+  nlohmann::ordered_json out;
+  for (auto& [k, v] : j.items()) out[k] = v;
+  return out;
 }
 
-LoraConfig LoraConfig::from_peft_json(const nlohmann::json& j, const std::string& src) {
-  LoraConfig c;
-  try {
-    if (j.value("peft_type", std::string()) != "LORA")
-      throw Error(src + ": peft_type is '" + j.value("peft_type", std::string()) + "', expected 'LORA'");
-    if (!j.contains("r")) throw Error(src + ": missing key 'r'");
-    c.r = j.at("r").get<int64_t>();
-    c.lora_alpha = j.value("lora_alpha", 8.0);
-    c.lora_dropout = j.value("lora_dropout", 0.0);
-    if (!j.contains("target_modules")) throw Error(src + ": missing key 'target_modules'");
-    const auto& t = j.at("target_modules");
-    if (t.is_string()) {
-      c.target_regex = t.get<std::string>();
-      c.target_modules.clear();
-    } else {
-      c.target_modules = t.get<std::vector<std::string>>();
+namespace {
+
+// A value equal to "nothing set": null, false, "", {} or [].
+bool is_unset(const nlohmann::ordered_json& v) {
+  return v.is_null() || (v.is_boolean() && !v.get<bool>()) || (v.is_string() && v.get<std::string>().empty()) ||
+         (v.is_object() && v.empty()) || (v.is_array() && v.empty());
+}
+
+void string_or_list(const nlohmann::ordered_json& v, const std::string& key, std::vector<std::string>& list,
+                    std::string& regex, const std::string& src) {
+  list.clear();
+  regex.clear();
+  if (v.is_null()) return;
+  if (v.is_string()) {
+    regex = v.get<std::string>();
+  } else if (v.is_array()) {
+    for (auto& e : v) {
+      if (!e.is_string()) throw Error(src + ": '" + key + "' must be a string or a list of strings");
+      list.push_back(e.get<std::string>());
     }
-    c.modules_to_save.clear();
-    if (j.contains("modules_to_save") && !j["modules_to_save"].is_null())
-      c.modules_to_save = j["modules_to_save"].get<std::vector<std::string>>();
-    c.use_rslora = j.value("use_rslora", false);
-    if (j.contains("init_lora_weights") && j["init_lora_weights"].is_string())
-      c.init_lora_weights = j["init_lora_weights"].get<std::string>() == "gaussian" ? "gaussian" : "kaiming";
-    if (j.value("bias", std::string("none")) != "none") throw Error(src + ": only bias='none' is supported");
-    if (j.value("fan_in_fan_out", false)) throw Error(src + ": fan_in_fan_out is not supported");
+  } else {
+    throw Error(src + ": '" + key + "' must be a string or a list of strings, got " + v.dump());
+  }
+}
+
+}  // namespace
+
+LoraConfig LoraConfig::from_peft_json(const nlohmann::ordered_json& j, const std::string& src) {
+  if (!j.is_object()) throw Error(src + ": adapter config must be a JSON object");
+  LoraConfig c;
+  // Keys that only describe the file or the run time of PEFT: read for nothing, accepted whatever they hold.
+  static const std::set<std::string> kDescriptive = {
+      "base_model_name_or_path", "revision", "inference_mode", "auto_mapping", "peft_version",
+      "runtime_config", "megatron_core", "qalora_group_size",
+      "lorakit",  // lorakit < 0.2 kept its settings here (now lorakit_config.json)
+  };
+  // Fields PEFT has that lorakit does not implement: refused unless they hold PEFT's default.
+  static const std::set<std::string> kUnsupported = {
+      "layers_to_transform", "layers_pattern", "use_dora", "layer_replication", "loftq_config", "megatron_config",
+      "lora_bias", "use_qalora", "eva_config", "corda_config", "trainable_token_indices", "target_parameters",
+      "alora_invocation_tokens", "arrow_config", "ensure_weight_tying"};
+  auto unsupported = [&](const std::string& key, const nlohmann::ordered_json& v, const std::string& why) {
+    return Error(src + ": PEFT field '" + key + "' = " + v.dump() + " is not supported by lorakit" +
+                 (why.empty() ? "" : " (" + why + ")"));
+  };
+  try {
+    const std::string pt = j.contains("peft_type") && j["peft_type"].is_string() ? j["peft_type"].get<std::string>() : "";
+    if (pt != "LORA")
+      throw Error(src + ": peft_type is '" + (j.contains("peft_type") ? j["peft_type"].dump() : std::string("missing")) +
+                  "', expected \"LORA\"");
+    bool have_r = false, have_targets = false;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& key = it.key();
+      const auto& v = it.value();
+      if (key == "peft_type" || kDescriptive.count(key)) continue;
+      if (key == "r") {
+        if (!v.is_number_integer()) throw Error(src + ": 'r' must be an integer, got " + v.dump());
+        c.r = v.get<int64_t>();
+        have_r = true;
+      } else if (key == "lora_alpha") {
+        if (!v.is_number()) throw Error(src + ": 'lora_alpha' must be a number, got " + v.dump());
+        c.lora_alpha = v.get<double>();
+      } else if (key == "lora_dropout") {
+        if (!v.is_number()) throw Error(src + ": 'lora_dropout' must be a number, got " + v.dump());
+        c.lora_dropout = v.get<double>();
+      } else if (key == "target_modules") {
+        string_or_list(v, key, c.target_modules, c.target_regex, src);
+        have_targets = !v.is_null();
+      } else if (key == "exclude_modules") {
+        string_or_list(v, key, c.exclude_modules, c.exclude_regex, src);
+      } else if (key == "modules_to_save") {
+        std::string re;
+        string_or_list(v, key, c.modules_to_save, re, src);
+        if (!re.empty()) throw Error(src + ": 'modules_to_save' must be a list of module names");
+      } else if (key == "use_rslora") {
+        if (!v.is_boolean()) throw Error(src + ": 'use_rslora' must be true or false");
+        c.use_rslora = v.get<bool>();
+      } else if (key == "init_lora_weights") {
+        // Only the initialisation of new adapters; a saved adapter's weights are what they are. Inits that
+        // change the base weights (PiSSA, OLoRA, LoftQ, EVA, CorDA) cannot be rebuilt here.
+        if (v.is_boolean()) {
+          c.init_lora_weights = "kaiming";
+        } else if (v.is_string() && v.get<std::string>() == "gaussian") {
+          c.init_lora_weights = "gaussian";
+        } else {
+          throw unsupported(key, v, "only true, false and \"gaussian\"; other inits change the base weights");
+        }
+      } else if (key == "bias") {
+        if (!(v.is_string() && v.get<std::string>() == "none")) throw unsupported(key, v, "only \"none\"");
+      } else if (key == "fan_in_fan_out") {
+        if (!is_unset(v)) throw unsupported(key, v, "lorakit's models are nn.Linear, weights stored [out, in]");
+      } else if (key == "rank_pattern" || key == "alpha_pattern") {
+        if (v.is_null()) continue;
+        if (!v.is_object()) throw Error(src + ": '" + key + "' must be an object {module key: value}");
+        for (auto e = v.begin(); e != v.end(); ++e) {
+          if (key == "rank_pattern") {
+            if (!e.value().is_number_integer())
+              throw Error(src + ": rank_pattern['" + e.key() + "'] must be an integer, got " + e.value().dump());
+            c.rank_pattern.emplace_back(e.key(), e.value().get<int64_t>());
+          } else {
+            if (!e.value().is_number())
+              throw Error(src + ": alpha_pattern['" + e.key() + "'] must be a number, got " + e.value().dump());
+            c.alpha_pattern.emplace_back(e.key(), e.value().get<double>());
+          }
+        }
+      } else if (key == "task_type") {
+        c.task_type = v.is_string() ? v.get<std::string>() : "";
+      } else if (kUnsupported.count(key)) {
+        if (key == "megatron_core" || is_unset(v)) continue;
+        throw unsupported(key, v, "");
+      } else if (!is_unset(v)) {
+        throw Error(src + ": unknown adapter config field '" + key + "' = " + v.dump() +
+                    " (not a PEFT LoraConfig field lorakit knows; refusing rather than computing something else)");
+      }
+    }
+    if (!have_r) throw Error(src + ": missing key 'r'");
+    if (!have_targets) throw Error(src + ": missing key 'target_modules'");
   } catch (const nlohmann::json::exception& e) {
     throw Error(src + ": malformed adapter config: " + e.what());
   }

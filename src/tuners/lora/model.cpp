@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <filesystem>
+
 #include "core/errors.h"
 #include "core/fileutil.h"
 #include "core/safetensors.h"
@@ -45,7 +47,7 @@ void LoraMethod::attach(SequenceClassifier& model) {
     if (!cfg_.matches(item.key())) continue;
     if (in_modules_to_save(item.key() + ".weight", cfg_.modules_to_save)) continue;
     if (lin->adapter) throw Error("module '" + item.key() + "' already has an adapter");
-    auto layer = factory_(*lin, cfg_);
+    auto layer = factory_(*lin, cfg_.for_module(item.key()));
     lin->adapter = layer;
     layers_.emplace_back(item.key(), layer);
   }
@@ -87,34 +89,91 @@ void LoraMethod::save(const SequenceClassifier& model, const LoadedModel& base, 
     if (lora || in_modules_to_save(p.key(), cfg_.modules_to_save))
       out.emplace_back(kPrefix + p.key(), p.value().detach().contiguous());
   }
-  st::save_file(join_path(dir, "adapter_model.safetensors"), out, {{"format", "pt"}});
+  std::vector<std::string> paths;
+  for (auto& [path, _] : layers_) paths.push_back(path);
+  save_adapter_files(dir, cfg_, paths, out, base.dir, sidecar(model));
+}
+
+nlohmann::json LoraMethod::sidecar(const SequenceClassifier& model) const {
   nlohmann::json extra = extra_config();
   extra["num_labels"] = model->cfg.num_labels;
   extra["problem_type"] = model->cfg.problem_type;
+  extra["model_type"] = model->cfg.model_type;
   if (model->cfg.model_type == "use-lite") extra["pair_mode"] = model->cfg.pair_mode;
-  write_text_atomically(join_path(dir, "adapter_config.json"), cfg_.to_peft_json(base.dir, extra).dump(2) + "\n");
+  return extra;
 }
 
-nlohmann::json read_adapter_extra(const std::string& dir) {
-  const std::string path = join_path(dir, "adapter_config.json");
-  nlohmann::json j;
+void save_adapter_files(const std::string& dir, const LoraConfig& cfg, const std::vector<std::string>& modules,
+                        const st::NamedTensors& tensors, const std::string& base_dir, nlohmann::json sidecar) {
+  namespace fs = std::filesystem;
+  make_dirs(dir);
+  // base_model_name_or_path: absolute, so the adapter works from any directory; the sidecar keeps the
+  // base's path relative to the adapter as a fallback for trees moved as a whole.
+  const fs::path abs_base = fs::absolute(base_dir).lexically_normal();
+  const fs::path abs_dir = fs::absolute(dir).lexically_normal();
+  sidecar["format"] = "lorakit-adapter";
+  sidecar["format_version"] = 1;
+  sidecar["lorakit_version"] = LORAKIT_VERSION;
+  sidecar["base_model_relative"] = abs_base.lexically_relative(abs_dir).string();
+  if (cfg.use_rslora) sidecar["use_rslora"] = true;
+  std::string base = abs_base.string();
+  if (base.size() > 1 && base.back() == '/') base.pop_back();
+  st::save_file(join_path(dir, "adapter_model.safetensors"), tensors, {{"format", "pt"}});
+  write_text_atomically(join_path(dir, kSidecarFile), sidecar.dump(2) + "\n");
+  write_text_atomically(join_path(dir, "adapter_config.json"), cfg.to_peft_json(base, modules).dump(2) + "\n");
+}
+
+namespace {
+nlohmann::ordered_json read_json_file(const std::string& path) {
   try {
-    j = nlohmann::json::parse(read_text_file(path));
+    return nlohmann::ordered_json::parse(read_text_file(path));
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not valid JSON: " + e.what());
   }
-  return j.contains("lorakit") ? j["lorakit"] : nlohmann::json::object();
+}
+}  // namespace
+
+nlohmann::json read_adapter_extra(const std::string& dir) {
+  const std::string side = join_path(dir, kSidecarFile);
+  if (file_exists(side)) {
+    nlohmann::json j = read_json_file(side);
+    if (!j.is_object()) throw Error(side + ": must be a JSON object");
+    return j;
+  }
+  // Adapters written before lorakit_config.json kept lorakit's settings under adapter_config.json's "lorakit".
+  const std::string path = join_path(dir, "adapter_config.json");
+  nlohmann::json j = read_json_file(path);
+  return j.is_object() && j.contains("lorakit") && j["lorakit"].is_object() ? j["lorakit"] : nlohmann::json::object();
+}
+
+LoraConfig read_adapter_config(const std::string& dir) {
+  const std::string cfg_path = join_path(dir, "adapter_config.json");
+  if (!file_exists(cfg_path)) throw Error(dir + ": not an adapter directory (no adapter_config.json)");
+  return LoraConfig::from_peft_json(read_json_file(cfg_path), cfg_path);
+}
+
+std::string adapter_base_model(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const std::string cfg_path = join_path(dir, "adapter_config.json");
+  nlohmann::ordered_json j = read_json_file(cfg_path);
+  std::string named;
+  if (j.is_object() && j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
+    named = j["base_model_name_or_path"].get<std::string>();
+  if (named.empty()) throw Error(cfg_path + ": names no base model (base_model_name_or_path); pass --model");
+  if (named == "use-lite" || dir_exists(named)) return named;
+  const nlohmann::json extra = read_adapter_extra(dir);
+  std::string tried;
+  if (extra.contains("base_model_relative") && extra["base_model_relative"].is_string()) {
+    const fs::path rel = fs::path(dir) / extra["base_model_relative"].get<std::string>();
+    if (dir_exists(rel.string())) return rel.lexically_normal().string();
+    tried = ", nor is " + rel.lexically_normal().string() + " (the base's path relative to the adapter, from " + kSidecarFile + ")";
+  }
+  throw Error(cfg_path + ": base_model_name_or_path '" + named + "' is not a model directory" + tried +
+              "; pass --model DIR");
 }
 
 std::unique_ptr<LoraMethod> load_adapter(SequenceClassifier& model, const std::string& dir) {
-  const std::string cfg_path = join_path(dir, "adapter_config.json");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(cfg_path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(cfg_path + ": not valid JSON: " + e.what());
-  }
-  LoraConfig cfg = LoraConfig::from_peft_json(j, cfg_path);
+  LoraConfig cfg = read_adapter_config(dir);
   auto method = std::make_unique<LoraMethod>(cfg);
   method->attach(model);
   const std::string wpath = join_path(dir, "adapter_model.safetensors");
@@ -124,11 +183,22 @@ std::unique_ptr<LoraMethod> load_adapter(SequenceClassifier& model, const std::s
   size_t loaded_lora = 0;
   for (auto& key : f.keys()) {
     std::string name = key.rfind(kPrefix, 0) == 0 ? key.substr(std::string(kPrefix).size()) : key;
+    if (name.find("lora_magnitude_vector") != std::string::npos)
+      throw Error(wpath + ": tensor '" + key + "' is a DoRA magnitude vector (PEFT use_dora); DoRA is not supported");
+    if (name.find(".lora_embedding_") != std::string::npos)
+      throw Error(wpath + ": tensor '" + key + "' is a LoRA embedding adapter; lorakit adapts linear layers only");
     if (!params.contains(name)) throw Error(wpath + ": tensor '" + key + "' matches no parameter of the model");
     at::Tensor t = f.load(key);
-    if (t.sizes() != params[name].sizes())
+    if (t.sizes() != params[name].sizes()) {
+      std::string hint;
+      if (name.find(".lora_") != std::string::npos)
+        hint = " (the module's rank from adapter_config.json's r / rank_pattern is " +
+               std::to_string(cfg.resolve(name.substr(0, name.find(".lora_"))).r) + ")";
+      else if (is_head_param(name))
+        hint = " (the task head: the adapter was trained for a different number of labels than this task has)";
       throw Error(wpath + ": shape mismatch for '" + key + "': file has " + c10::str(t.sizes()) + ", model expects " +
-                  c10::str(params[name].sizes()));
+                  c10::str(params[name].sizes()) + hint);
+    }
     params[name].copy_(t);
     if (name.find(".lora_") != std::string::npos) ++loaded_lora;
   }

@@ -20,8 +20,10 @@ class LoraMethod : public Method {
   nlohmann::json describe() const override;
   // LoRA-family statistics for the epoch log (diagnostics of ΔW etc.). Subclasses extend, calling this.
   nlohmann::json epoch_stats() override;
-  // Settings a subclass records under adapter_config.json's "lorakit" key.
+  // Settings a subclass records in lorakit_config.json (beside adapter_config.json).
   virtual nlohmann::json extra_config() const { return {{"method", name()}}; }
+  // extra_config() + what eval needs to rebuild the model's head (num_labels, problem_type, ...).
+  nlohmann::json sidecar(const SequenceClassifier& model) const;
 
   const LoraConfig& config() const { return cfg_; }
   // Adapted module paths → their layers, in model order.
@@ -36,11 +38,27 @@ class LoraMethod : public Method {
 // True if `param_name` lies inside one of `modules_to_save` (PEFT name matching on module paths).
 bool in_modules_to_save(const std::string& param_name, const std::vector<std::string>& modules_to_save);
 
+// lorakit's own settings beside a PEFT adapter (PEFT never reads it).
+inline constexpr const char* kSidecarFile = "lorakit_config.json";
+
+// Writes a PEFT adapter for the adapted module paths `modules`: adapter_model.safetensors (`tensors`, keys already "base_model.model."-prefixed),
+// lorakit_config.json (`sidecar` + format/version/base_model_relative) and adapter_config.json (only PEFT
+// keys, base_model_name_or_path absolute), each file atomically, adapter_config.json last.
+void save_adapter_files(const std::string& dir, const LoraConfig& cfg, const std::vector<std::string>& modules,
+                        const st::NamedTensors& tensors, const std::string& base_dir, nlohmann::json sidecar);
+
 // Reads adapter_config.json (+ adapter_model.safetensors) from `dir`, attaches plain LoRA layers to
-// `model` and loads adapter and head weights. Returns the method (for inspection / merging).
+// `model` (per-module r / alpha from rank_pattern / alpha_pattern) and loads adapter and head weights.
+// Returns the method (for inspection / merging).
 std::unique_ptr<LoraMethod> load_adapter(SequenceClassifier& model, const std::string& dir);
-// The "lorakit" block of an adapter's config (method name and its settings), {} if absent.
+// adapter_config.json of `dir`, checked (PEFT fields lorakit does not implement are errors).
+LoraConfig read_adapter_config(const std::string& dir);
+// lorakit's settings of an adapter: lorakit_config.json, or the "lorakit" key of an older
+// adapter_config.json; {} for a plain PEFT adapter.
 nlohmann::json read_adapter_extra(const std::string& dir);
+// The base model directory an adapter names: base_model_name_or_path, else the sidecar's path relative
+// to the adapter; an error naming adapter_config.json when neither is a directory.
+std::string adapter_base_model(const std::string& dir);
 
 // Adds every adapter's ΔW into its base weight and removes the adapters (PEFT merge_and_unload).
 void merge_and_unload(SequenceClassifier& model);
