@@ -19,6 +19,7 @@
 #include "tuners/lora/model.h"
 
 using namespace lorakit;
+using lorakit::testing::last_json_object;
 using lorakit::testing::read_jsonl;
 using lorakit::testing::run_cli;
 using lorakit::testing::TempDir;
@@ -38,12 +39,6 @@ const std::set<std::string> kPeft060LoraConfigKeys = {
 const std::set<std::string> kLaterLoraConfigKeys = {"use_rslora" /* 0.8.0 */, "exclude_modules" /* 0.14.0 */};
 
 nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_text_file(path)); }
-
-nlohmann::json last_json_object(const std::string& output) {
-  auto pos = output.rfind("\n{");
-  pos = pos == std::string::npos ? output.find('{') : pos + 1;
-  return nlohmann::json::parse(output.substr(pos));
-}
 
 class PeftInterop : public ::testing::Test {
  protected:

@@ -19,6 +19,7 @@
 #include "text/glue.h"
 
 using namespace lorakit;
+using lorakit::testing::last_json_object;
 using lorakit::testing::read_jsonl;
 using lorakit::testing::run_cli;
 using lorakit::testing::run_command;
@@ -26,12 +27,6 @@ using lorakit::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-nlohmann::json last_json_object(const std::string& output) {
-  auto pos = output.rfind("\n{");
-  pos = pos == std::string::npos ? output.find('{') : pos + 1;
-  return nlohmann::json::parse(output.substr(pos));
-}
 
 std::vector<std::vector<std::string>> read_tsv(const std::string& path) {
   std::vector<std::vector<std::string>> rows;

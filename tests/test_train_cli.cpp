@@ -12,6 +12,7 @@
 #include "models/checkpoint.h"
 #include "support/helpers.h"
 
+using lorakit::testing::last_json_object;
 using lorakit::testing::read_jsonl;
 #include "tuners/lora/model.h"
 #include "tuners/method.h"
@@ -21,12 +22,6 @@ using lorakit::testing::run_cli;
 using lorakit::testing::TempDir;
 
 namespace {
-
-nlohmann::json last_json_object(const std::string& output) {
-  auto pos = output.rfind("\n{");
-  pos = pos == std::string::npos ? output.find('{') : pos + 1;
-  return nlohmann::json::parse(output.substr(pos));
-}
 
 class TrainCli : public ::testing::Test {
  protected:

@@ -48,11 +48,25 @@ bool natural_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
-std::pair<std::string, std::string> split_key_value(const std::string& kv, const std::string& flag) {
-  const auto eq = kv.rfind('=');
-  if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size())
-    throw Error(flag + ": '" + kv + "' is not KEY=VALUE");
-  return {kv.substr(0, eq), kv.substr(eq + 1)};
+// "KEY=V,KEY=V" → [(KEY, V)] for --rank-pattern / --alpha-pattern; `parse` reads V (std::stoll / std::stod).
+template <class T, class Parse>
+std::vector<std::pair<std::string, T>> parse_pattern(const std::string& spec, const std::string& flag,
+                                                     const std::string& what, Parse parse) {
+  std::vector<std::pair<std::string, T>> out;
+  for (auto& kv : split_csv(spec)) {
+    const auto eq = kv.rfind('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size())
+      throw Error(flag + ": '" + kv + "' is not KEY=VALUE");
+    const std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+    try {
+      size_t used = 0;
+      out.emplace_back(k, parse(v, &used));
+      if (used != v.size()) throw std::invalid_argument(v);
+    } catch (const std::exception&) {
+      throw Error(flag + ": '" + v + "' (for '" + k + "') is not " + what);
+    }
+  }
+  return out;
 }
 
 void add_train(CLI::App& app) {
@@ -119,26 +133,10 @@ void add_train(CLI::App& app) {
     mo.lora.modules_to_save = split_csv(o->modules_to_save);
     mo.lora.use_rslora = o->rslora;
     mo.lora.init_lora_weights = o->init;
-    for (auto& kv : split_csv(o->rank_pattern)) {
-      auto [k, v] = split_key_value(kv, "--rank-pattern");
-      try {
-        size_t used = 0;
-        mo.lora.rank_pattern.emplace_back(k, std::stoll(v, &used));
-        if (used != v.size()) throw std::invalid_argument(v);
-      } catch (const std::exception&) {
-        throw Error("--rank-pattern: '" + v + "' (for '" + k + "') is not an integer rank");
-      }
-    }
-    for (auto& kv : split_csv(o->alpha_pattern)) {
-      auto [k, v] = split_key_value(kv, "--alpha-pattern");
-      try {
-        size_t used = 0;
-        mo.lora.alpha_pattern.emplace_back(k, std::stod(v, &used));
-        if (used != v.size()) throw std::invalid_argument(v);
-      } catch (const std::exception&) {
-        throw Error("--alpha-pattern: '" + v + "' (for '" + k + "') is not a number");
-      }
-    }
+    mo.lora.rank_pattern = parse_pattern<int64_t>(o->rank_pattern, "--rank-pattern", "an integer rank",
+                                                  [](const std::string& v, size_t* used) { return std::stoll(v, used); });
+    mo.lora.alpha_pattern = parse_pattern<double>(o->alpha_pattern, "--alpha-pattern", "a number",
+                                                  [](const std::string& v, size_t* used) { return std::stod(v, used); });
     mo.extra = *extra;
     auto method = make_method(o->method, mo);
 

@@ -88,6 +88,12 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+nlohmann::json last_json_object(const std::string& output) {
+  auto pos = output.rfind("\n{");
+  pos = pos == std::string::npos ? output.find('{') : pos + 1;
+  return nlohmann::json::parse(output.substr(pos));
+}
+
 std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   std::vector<nlohmann::json> out;
   std::ifstream is(path);

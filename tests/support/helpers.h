@@ -40,6 +40,9 @@ RunResult run_oracle(const std::string& script, const std::string& args);
 // with *error set, if that failed.
 const std::string& use_lite_dir(std::string* error = nullptr);
 
+// The last JSON object a command printed (its result), after any log lines.
+nlohmann::json last_json_object(const std::string& output);
+
 // One JSON value per non-empty line (metrics.jsonl).
 std::vector<nlohmann::json> read_jsonl(const std::string& path);
 
