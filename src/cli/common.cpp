@@ -7,6 +7,7 @@
 
 #include "core/errors.h"
 #include "core/fileutil.h"
+#include "tuners/registry.h"
 
 namespace lorakit::cli {
 
@@ -85,7 +86,7 @@ LoadedForEval load_with_adapter(std::string model_dir, const std::string& adapte
   if (task) lo = load_options_for(*task, 42);
   if (!adapter_dir.empty()) {
     if (!dir_exists(adapter_dir)) throw Error(adapter_dir + ": adapter directory does not exist");
-    read_adapter_config(adapter_dir);  // refuse unsupported PEFT fields before loading anything
+    check_adapter_config(adapter_dir);  // refuse unsupported PEFT fields before loading anything
     nlohmann::json extra = read_adapter_extra(adapter_dir);
     if (extra.contains("num_labels") && extra["num_labels"].is_number_integer()) {
       const int64_t n = extra["num_labels"].get<int64_t>();
@@ -122,7 +123,7 @@ LoadedForEval load_with_adapter(std::string model_dir, const std::string& adapte
     return {load_model(model_dir, lo), nullptr};
   }
   LoadedForEval r{load_model(model_dir, lo), nullptr};
-  if (!adapter_dir.empty()) r.adapter = load_adapter(r.lm.model, adapter_dir);
+  if (!adapter_dir.empty()) r.adapter = load_any_adapter(r.lm.model, adapter_dir);
   return r;
 }
 

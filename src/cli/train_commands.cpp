@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <map>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "text/tokenizer.h"
 #include "train/trainer.h"
 #include "tuners/lora/diagnostics.h"
+#include "tuners/adalora/model.h"
 #include "tuners/lora/model.h"
 #include "tuners/registry.h"
 
@@ -232,26 +234,42 @@ void add_inspect(CLI::App& app) {
     j["dir"] = *dir;
     const std::string adapter_cfg = join_path(*dir, "adapter_config.json");
     if (file_exists(adapter_cfg)) {
-      LoraConfig lc = read_adapter_config(*dir);
+      const bool ada = adapter_peft_type(*dir) == "ADALORA";
+      AdaLoraConfig ac;
+      LoraConfig lc = ada ? (ac = read_adalora_config(*dir, nullptr)).lora : read_adapter_config(*dir);
       const nlohmann::json extra = read_adapter_extra(*dir);
       st::SafetensorsFile f(join_path(*dir, "adapter_model.safetensors"));
+      // Per module: A, B (and AdaLoRA's E), keyed by module path; everything else is the head.
+      const std::vector<std::string> suffixes =
+          ada ? std::vector<std::string>{".lora_A", ".lora_B", ".lora_E"}
+              : std::vector<std::string>{".lora_A.weight", ".lora_B.weight"};
+      std::map<std::string, std::array<at::Tensor, 3>> factors;
       int64_t lora = 0, head = 0;
-      std::set<std::string> modules;
+      const std::string prefix = kAdapterKeyPrefix;
       for (auto& k : f.keys()) {
         int64_t n = 1;
         for (auto d : f.info(k).shape) n *= d;
-        const auto pos = k.find(".lora_");
-        if (pos != std::string::npos) {
-          lora += n;
-          modules.insert(k.substr(0, pos));
-        } else {
-          head += n;
+        std::string name = k.rfind(prefix, 0) == 0 ? k.substr(prefix.size()) : k;
+        bool matched = false;
+        for (size_t w = 0; w < suffixes.size() && !matched; ++w) {
+          const std::string& sfx = suffixes[w];
+          if (name.size() > sfx.size() && name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0) {
+            factors[name.substr(0, name.size() - sfx.size())][w] = f.load(k);
+            lora += n;
+            matched = true;
+          }
         }
+        if (!matched && name.find(".ranknum") == std::string::npos) head += n;
       }
       j["kind"] = "adapter";
-      j["peft_type"] = "LORA";
-      j["method"] = extra.value("method", std::string("lora"));
-      j["r"] = lc.r;
+      j["peft_type"] = ada ? "ADALORA" : "LORA";
+      j["method"] = extra.value("method", std::string(ada ? "adalora" : "lora"));
+      if (ada) {
+        j["init_r"] = ac.init_r;
+        j["target_r"] = ac.target_r;
+      } else {
+        j["r"] = lc.r;
+      }
       if (!lc.rank_pattern.empty()) {
         nlohmann::ordered_json rp;
         for (auto& [k, v] : lc.rank_pattern) rp[k] = v;
@@ -263,30 +281,52 @@ void add_inspect(CLI::App& app) {
         j["alpha_pattern"] = ap;
       }
       j["lora_alpha"] = lc.lora_alpha;
-      j["adapted_modules"] = modules.size();
-      j["lora_params"] = lora;
-      j["head_params"] = head;
-      j["trainable_params"] = lora + head;
-      j["inference_params"] = lora + head;
-      j["t_i_params"] = fmt::format("{} / {}", lora + head, lora + head);  // seed 001's "# T / I-Params"
+      j["adapted_modules"] = factors.size();
       // ΔW diagnostics (seed 001 Table 4) from the adapter's own factors; no base model needed.
-      std::map<std::string, std::pair<at::Tensor, at::Tensor>> factors;  // module path → (A, B)
-      const std::string prefix = "base_model.model.";
-      for (auto& k : f.keys()) {
-        for (const char* which : {".lora_A.weight", ".lora_B.weight"}) {
-          const std::string suffix = which;
-          if (k.size() <= suffix.size() || k.compare(k.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
-          std::string path = k.substr(0, k.size() - suffix.size());
-          if (path.rfind(prefix, 0) == 0) path = path.substr(prefix.size());
-          (suffix == ".lora_A.weight" ? factors[path].first : factors[path].second) = f.load(k);
+      std::vector<std::pair<std::string, LoraModuleDiagnostics>> diags;
+      int64_t trained = 0, kept = 0;
+      nlohmann::ordered_json final_ranks;
+      for (auto& [path, t] : factors) {
+        if (!t[0].defined() || !t[1].defined() || (ada && !t[2].defined()))
+          throw Error(*dir + ": module '" + path + "' lacks one of its " + (ada ? "lora_A / lora_B / lora_E" : "lora_A / lora_B") +
+                      " tensors");
+        const int64_t in = t[0].size(1), out = t[1].size(0);
+        if (ada) {
+          // PEFT: scaling = lora_alpha / (ranknum + 1e-5), ranknum = init_r (kept after pruning).
+          const double s = (lc.lora_alpha > 0 ? lc.lora_alpha : static_cast<double>(ac.init_r)) / (ac.init_r + 1e-5);
+          trained += ac.init_r * (in + out + 1);
+          kept += t[0].size(0) * (in + out + 1);
+          final_ranks[path] = t[0].size(0);
+          if (t[0].size(0) > 0) diags.emplace_back(path, lora_module_diagnostics(t[0] * t[2], t[1], s));
+        } else {
+          diags.emplace_back(path, lora_module_diagnostics(t[0], t[1], lc.resolve(path).scaling));
         }
       }
-      std::vector<std::pair<std::string, LoraModuleDiagnostics>> diags;
-      for (auto& [path, ab] : factors) {
-        if (!ab.first.defined() || !ab.second.defined())
-          throw Error(*dir + ": module '" + path + "' lacks its lora_A or lora_B tensor");
-        diags.emplace_back(path, lora_module_diagnostics(ab.first, ab.second, lc.resolve(path).scaling));
+      if (!ada) trained = kept = lora;
+      if (extra.contains("sora") && extra["sora"].contains("kept_ranks") && extra["sora"].contains("initial_r")) {
+        // A SoRA export: the file keeps only the non-zero gates (folded into B); T counts what trained
+        // (initial_r directions + their gates), I what is left.
+        const int64_t r0 = extra["sora"]["initial_r"].get<int64_t>();
+        int64_t kept_rank = 0, gates = 0;
+        trained = kept = 0;
+        for (auto& [path, t] : factors) {
+          const int64_t in = t[0].size(1), out = t[1].size(0);
+          const int64_t k = extra["sora"]["kept_ranks"].value(path, static_cast<int64_t>(t[0].size(0)));
+          trained += r0 * (in + out + 1);
+          kept += k * (in + out);
+          kept_rank += k;
+          gates += r0;
+        }
+        j["sora_initial_r"] = r0;
+        j["sora_kept_rank"] = kept_rank;
+        j["sora_sparsity"] = gates > 0 ? 1.0 - static_cast<double>(kept_rank) / static_cast<double>(gates) : 0.0;
       }
+      if (ada) j["final_ranks"] = final_ranks;
+      j["lora_params"] = lora;
+      j["head_params"] = head;
+      j["trainable_params"] = trained + head;
+      j["inference_params"] = kept + head;
+      j["t_i_params"] = fmt::format("{} / {}", trained + head, kept + head);  // seed 001's "# T / I-Params"
       std::sort(diags.begin(), diags.end(), [](const auto& a, const auto& b) { return natural_less(a.first, b.first); });
       const nlohmann::ordered_json dj = diagnostics_json(diags, /*per_module=*/true);
       for (auto& [k, v] : dj.items()) j[k] = v;

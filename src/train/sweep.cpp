@@ -511,7 +511,8 @@ std::vector<SweepRun> plan_sweep(const SweepConfig& c) {
             l["init"] = c.init;
             s["lora"] = l;
           }
-          const json extra = merged_method_options(c, m);
+          json extra = merged_method_options(c, m);
+          if (!sweep_rank_free(m)) apply_table_rank(m, r, task.name, extra);
           if (!extra.empty()) s["method_options"] = extra;
           runs.push_back(std::move(run));
         }

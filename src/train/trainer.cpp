@@ -139,10 +139,11 @@ StepRunner::StepRunner(SequenceClassifier& model, Method& method, const TrainCon
   std::vector<ParamGroup> groups = method.param_groups(model, cfg.weight_decay);
   std::vector<torch::optim::OptimizerParamGroup> og;
   for (auto& g : groups) {
-    auto o = std::make_unique<torch::optim::AdamWOptions>(cfg.lr * g.lr_scale);
+    const double group_lr = g.lr > 0 ? g.lr : cfg.lr * g.lr_scale;
+    auto o = std::make_unique<torch::optim::AdamWOptions>(group_lr);
     o->betas({0.9, 0.999}).eps(1e-8).weight_decay(g.weight_decay);
     og.emplace_back(g.params, std::move(o));
-    impl_->group_lr.push_back(cfg.lr * g.lr_scale);
+    impl_->group_lr.push_back(group_lr);
     impl_->trainable.insert(impl_->trainable.end(), g.params.begin(), g.params.end());
   }
   if (impl_->trainable.empty()) throw Error("the method left no trainable parameters");
@@ -213,7 +214,7 @@ TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train
 
   StepRunner runner(model, method, cfg, total, warmup);
   const int64_t n_trainable = count_trainable(*model);
-  const int64_t n_inference = method.inference_params(model);
+  int64_t n_inference = method.inference_params(model);
   nlohmann::json run_cfg = {{"method", method.describe()}, {"task", task.name}, {"epochs", epochs},
                             {"total_steps", total}, {"warmup_steps", warmup}, {"batch_size", cfg.batch_size},
                             {"lr", cfg.lr}, {"weight_decay", cfg.weight_decay}, {"max_grad_norm", cfg.max_grad_norm},
@@ -268,6 +269,8 @@ TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train
     line["train_samples_per_second"] = n_seen / std::max(1e-9, ep_train_seconds);
     line["lr"] = runner.current_lr();
     line["trainable_params"] = n_trainable;
+    // Methods that prune (AdaLoRA, SoRA) need fewer parameters at inference as training goes on.
+    n_inference = method.inference_params(model);
     line["inference_params"] = n_inference;
     nlohmann::json ms = method.epoch_stats();
     for (auto& [k, v] : ms.items()) line[k] = v;

@@ -45,6 +45,7 @@ struct ParamGroup {
   double weight_decay = 0.0;
   double lr_scale = 1.0;
   std::string name;
+  double lr = -1;  // > 0: this group's own peak lr (instead of the run's lr × lr_scale)
 };
 
 class Method {

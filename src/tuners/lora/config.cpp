@@ -166,7 +166,8 @@ void string_or_list(const nlohmann::ordered_json& v, const std::string& key, std
 
 }  // namespace
 
-LoraConfig LoraConfig::from_peft_json(const nlohmann::ordered_json& j, const std::string& src) {
+LoraConfig LoraConfig::from_peft_json(const nlohmann::ordered_json& j, const std::string& src,
+                                      const std::string& peft_type, const FieldHook& derived) {
   if (!j.is_object()) throw Error(src + ": adapter config must be a JSON object");
   LoraConfig c;
   // Keys that only describe the file or the run time of PEFT: read for nothing, accepted whatever they hold.
@@ -186,14 +187,15 @@ LoraConfig LoraConfig::from_peft_json(const nlohmann::ordered_json& j, const std
   };
   try {
     const std::string pt = j.contains("peft_type") && j["peft_type"].is_string() ? j["peft_type"].get<std::string>() : "";
-    if (pt != "LORA")
+    if (pt != peft_type)
       throw Error(src + ": peft_type is '" + (j.contains("peft_type") ? j["peft_type"].dump() : std::string("missing")) +
-                  "', expected \"LORA\"");
-    bool have_r = false, have_targets = false;
+                  "', expected \"" + peft_type + "\"");
+    bool have_r = peft_type != "LORA", have_targets = false;
     for (auto it = j.begin(); it != j.end(); ++it) {
       const std::string& key = it.key();
       const auto& v = it.value();
       if (key == "peft_type" || kDescriptive.count(key)) continue;
+      if (derived && derived(key, v)) continue;
       if (key == "r") {
         if (!v.is_number_integer()) throw Error(src + ": 'r' must be an integer, got " + v.dump());
         c.r = v.get<int64_t>();

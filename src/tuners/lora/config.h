@@ -5,6 +5,7 @@
 // from 0.6.0 on loads it: PEFT 0.6-0.13 pass the file's keys straight to LoraConfig(**kwargs) and
 // refuse any other key. lorakit's own settings live beside it in lorakit_config.json.
 #pragma once
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -56,7 +57,13 @@ struct LoraConfig {
   // Reads a PEFT LoRA adapter_config.json. Keys lorakit does not implement are an error naming the key
   // when they hold anything but PEFT's default; keys that only describe the file (task_type, revision,
   // peft_version, ...) are accepted. `source` names the file in messages.
-  static LoraConfig from_peft_json(const nlohmann::ordered_json& j, const std::string& source);
+  //
+  // Configs derived from LoraConfig (AdaLoRA) pass their peft_type and a hook that takes their own keys
+  // (it returns true for a key it consumed; it is asked before LoraConfig's own handling). `r` is then
+  // optional.
+  using FieldHook = std::function<bool(const std::string& key, const nlohmann::ordered_json& value)>;
+  static LoraConfig from_peft_json(const nlohmann::ordered_json& j, const std::string& source,
+                                   const std::string& peft_type = "LORA", const FieldHook& derived = {});
 };
 
 // True if `path` is `name` or ends with "." + name (PEFT's list matching).

@@ -12,7 +12,7 @@
 namespace lorakit {
 
 namespace {
-const char* kPrefix = "base_model.model.";
+const std::string kPrefix = kAdapterKeyPrefix;
 
 std::string module_path_of(const std::string& param_name) {
   auto dot = param_name.rfind('.');
@@ -47,7 +47,8 @@ void LoraMethod::attach(SequenceClassifier& model) {
     if (!cfg_.matches(item.key())) continue;
     if (in_modules_to_save(item.key() + ".weight", cfg_.modules_to_save)) continue;
     if (lin->adapter) throw Error("module '" + item.key() + "' already has an adapter");
-    auto layer = factory_(*lin, cfg_.for_module(item.key()));
+    auto layer = factory_(*lin, module_config(item.key()));
+    if (!layer) continue;  // the method leaves this module alone (e.g. an AdaLoRA module pruned to rank 0)
     lin->adapter = layer;
     layers_.emplace_back(item.key(), layer);
   }
@@ -91,7 +92,9 @@ void LoraMethod::save(const SequenceClassifier& model, const LoadedModel& base, 
   }
   std::vector<std::string> paths;
   for (auto& [path, _] : layers_) paths.push_back(path);
-  save_adapter_files(dir, cfg_, paths, out, base.dir, sidecar(model));
+  save_adapter_files(
+      dir, [&](const std::string& abs_base) { return cfg_.to_peft_json(abs_base, paths); }, out, base.dir,
+      sidecar(model));
 }
 
 nlohmann::json LoraMethod::sidecar(const SequenceClassifier& model) const {
@@ -103,7 +106,8 @@ nlohmann::json LoraMethod::sidecar(const SequenceClassifier& model) const {
   return extra;
 }
 
-void save_adapter_files(const std::string& dir, const LoraConfig& cfg, const std::vector<std::string>& modules,
+void save_adapter_files(const std::string& dir,
+                        const std::function<nlohmann::ordered_json(const std::string& abs_base)>& adapter_config,
                         const st::NamedTensors& tensors, const std::string& base_dir, nlohmann::json sidecar) {
   namespace fs = std::filesystem;
   make_dirs(dir);
@@ -115,12 +119,11 @@ void save_adapter_files(const std::string& dir, const LoraConfig& cfg, const std
   sidecar["format_version"] = 1;
   sidecar["lorakit_version"] = LORAKIT_VERSION;
   sidecar["base_model_relative"] = abs_base.lexically_relative(abs_dir).string();
-  if (cfg.use_rslora) sidecar["use_rslora"] = true;
   std::string base = abs_base.string();
   if (base.size() > 1 && base.back() == '/') base.pop_back();
   st::save_file(join_path(dir, "adapter_model.safetensors"), tensors, {{"format", "pt"}});
   write_text_atomically(join_path(dir, kSidecarFile), sidecar.dump(2) + "\n");
-  write_text_atomically(join_path(dir, "adapter_config.json"), cfg.to_peft_json(base, modules).dump(2) + "\n");
+  write_text_atomically(join_path(dir, "adapter_config.json"), adapter_config(base).dump(2) + "\n");
 }
 
 namespace {
@@ -132,6 +135,14 @@ nlohmann::ordered_json read_json_file(const std::string& path) {
   }
 }
 }  // namespace
+
+nlohmann::ordered_json read_adapter_config_json(const std::string& dir) {
+  const std::string cfg_path = join_path(dir, "adapter_config.json");
+  if (!file_exists(cfg_path)) throw Error(dir + ": not an adapter directory (no adapter_config.json)");
+  nlohmann::ordered_json j = read_json_file(cfg_path);
+  if (!j.is_object()) throw Error(cfg_path + ": must be a JSON object");
+  return j;
+}
 
 nlohmann::json read_adapter_extra(const std::string& dir) {
   const std::string side = join_path(dir, kSidecarFile);
@@ -147,9 +158,7 @@ nlohmann::json read_adapter_extra(const std::string& dir) {
 }
 
 LoraConfig read_adapter_config(const std::string& dir) {
-  const std::string cfg_path = join_path(dir, "adapter_config.json");
-  if (!file_exists(cfg_path)) throw Error(dir + ": not an adapter directory (no adapter_config.json)");
-  return LoraConfig::from_peft_json(read_json_file(cfg_path), cfg_path);
+  return LoraConfig::from_peft_json(read_adapter_config_json(dir), join_path(dir, "adapter_config.json"));
 }
 
 std::string adapter_base_model(const std::string& dir) {
@@ -172,11 +181,8 @@ std::string adapter_base_model(const std::string& dir) {
               "; pass --model DIR");
 }
 
-std::unique_ptr<LoraMethod> load_adapter(SequenceClassifier& model, const std::string& dir) {
-  LoraConfig cfg = read_adapter_config(dir);
-  auto method = std::make_unique<LoraMethod>(cfg);
-  method->attach(model);
-  const std::string wpath = join_path(dir, "adapter_model.safetensors");
+void load_adapter_weights(SequenceClassifier& model, const LoraMethod& method, const std::string& wpath,
+                          size_t tensors_per_layer, const std::function<std::string(const std::string&)>& rename) {
   st::SafetensorsFile f(wpath);
   auto params = model->named_parameters(true);
   torch::NoGradGuard g;
@@ -187,13 +193,17 @@ std::unique_ptr<LoraMethod> load_adapter(SequenceClassifier& model, const std::s
       throw Error(wpath + ": tensor '" + key + "' is a DoRA magnitude vector (PEFT use_dora); DoRA is not supported");
     if (name.find(".lora_embedding_") != std::string::npos)
       throw Error(wpath + ": tensor '" + key + "' is a LoRA embedding adapter; lorakit adapts linear layers only");
+    if (rename) {
+      name = rename(name);
+      if (name.empty()) continue;  // consumed by the method (e.g. AdaLoRA's ranknum)
+    }
     if (!params.contains(name)) throw Error(wpath + ": tensor '" + key + "' matches no parameter of the model");
     at::Tensor t = f.load(key);
     if (t.sizes() != params[name].sizes()) {
       std::string hint;
       if (name.find(".lora_") != std::string::npos)
-        hint = " (the module's rank from adapter_config.json's r / rank_pattern is " +
-               std::to_string(cfg.resolve(name.substr(0, name.find(".lora_"))).r) + ")";
+        hint = " (the module's rank from adapter_config.json is " +
+               std::to_string(params[name].size(name.find(".lora_B") != std::string::npos ? 1 : 0)) + ")";
       else if (is_head_param(name))
         hint = " (the task head: the adapter was trained for a different number of labels than this task has)";
       throw Error(wpath + ": shape mismatch for '" + key + "': file has " + c10::str(t.sizes()) + ", model expects " +
@@ -202,9 +212,16 @@ std::unique_ptr<LoraMethod> load_adapter(SequenceClassifier& model, const std::s
     params[name].copy_(t);
     if (name.find(".lora_") != std::string::npos) ++loaded_lora;
   }
-  if (loaded_lora != 2 * method->layers().size())
-    throw Error(wpath + ": holds " + std::to_string(loaded_lora) + " LoRA tensors, the config's targets need " +
-                std::to_string(2 * method->layers().size()));
+  if (loaded_lora != tensors_per_layer * method.layers().size())
+    throw Error(wpath + ": holds " + std::to_string(loaded_lora) + " adapter tensors, the config's targets need " +
+                std::to_string(tensors_per_layer * method.layers().size()));
+}
+
+std::unique_ptr<LoraMethod> load_adapter(SequenceClassifier& model, const std::string& dir) {
+  LoraConfig cfg = read_adapter_config(dir);
+  auto method = std::make_unique<LoraMethod>(cfg);
+  method->attach(model);
+  load_adapter_weights(model, *method, join_path(dir, "adapter_model.safetensors"), 2, {});
   return method;
 }
 
@@ -214,9 +231,12 @@ void merge_and_unload(SequenceClassifier& model) {
     if (!lin || !lin->adapter) continue;
     lin->merge();
     lin->adapter.reset();
-    // Drop the adapter's sub-modules so the parameter list is the base model's again.
-    lin->unregister_module("lora_A");
-    lin->unregister_module("lora_B");
+    // Drop the adapter's sub-modules (lora_A, lora_B, AdaLoRA's lora_E, ...) so the parameter list is the
+    // base model's again.
+    std::vector<std::string> names;
+    for (auto& child : lin->named_children())
+      if (child.key().rfind("lora_", 0) == 0) names.push_back(child.key());
+    for (auto& n : names) lin->unregister_module(n);
   }
 }
 
