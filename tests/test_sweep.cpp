@@ -404,6 +404,18 @@ TEST(SweepExamples, ShippedConfigsParseAndPlan) {
   EXPECT_EQ(g.seeds.size(), 3u);
   EXPECT_EQ(g.ranks, (std::vector<int64_t>{4, 8}));
   EXPECT_GT(g.max_train_samples.get("sst2"), 0);
-  for (const char* m : {"full", "lora", "gr-lora", "r-lora", "gm-lora", "rm-lora"})
+  for (const char* m : {"full", "lora", "gr-lora", "r-lora", "gm-lora", "rm-lora", "adalora", "sora"})
     EXPECT_NE(std::find(g.methods.begin(), g.methods.end(), m), g.methods.end()) << m;
+  // Seed 001's budgets at table rank R: AdaLoRA init_r 2R → target_r R; SoRA from 2R with Table 3's λ.
+  for (auto& r : plan_sweep(g)) {
+    if (r.method == "adalora") {
+      EXPECT_EQ(r.spec["method_options"]["init_r"], 2 * r.rank) << r.label();
+      EXPECT_EQ(r.spec["method_options"]["target_r"], r.rank) << r.label();
+    }
+    if (r.method == "sora") {
+      EXPECT_EQ(r.spec["method_options"]["sora_r"], 2 * r.rank) << r.label();
+      EXPECT_DOUBLE_EQ(r.spec["method_options"]["sora_lambda"].get<double>(), r.task == "sst2" ? 5e-3 : 1e-3)
+          << r.label();
+    }
+  }
 }
