@@ -83,3 +83,27 @@ TEST(UseLiteTask, TrainsOnMrpcAndTheAdapterReloadsAndMerges) {
   ASSERT_EQ(mr.exit_code, 0) << mr.output;
   EXPECT_NEAR(eval_loss("--model " + d.file("merged")), trained, 1e-5);
 }
+
+TEST(UseLiteTask, AdaLoraAndSoraRunOnMrpcAndReload) {
+  REQUIRE_USE_LITE();
+  TempDir d;
+  const std::string data = lorakit::testing::shared_dir() + "/data/glue";
+  const std::string common = " --task mrpc --data " + data +
+                             " --target-modules qkv,output --epochs 1 --lr 2e-3 --max-train-samples 96"
+                             " --max-eval-samples 32 --batch-size 16 --threads 1 --no-progress";
+  for (const std::string method : {"adalora", "sora"}) {
+    SCOPED_TRACE(method);
+    const std::string out = d.file(method);
+    const std::string flags = method == "adalora" ? " --init-r 8 --target-r 4 --tinit 1 --tfinal 1"
+                                                  : " --r 8 --sora-lambda2 0.3";
+    auto r = run_cli("train --model use-lite --method " + method + flags + " --alpha 16" + common + " --out " + out);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    auto epochs = lorakit::testing::read_jsonl(out + "/metrics.jsonl");
+    ASSERT_EQ(epochs.size(), 1u);
+    EXPECT_LT(epochs[0]["inference_params"].get<int64_t>(), epochs[0]["trainable_params"].get<int64_t>());
+    auto e = run_cli("eval --adapter " + out + "/last --task mrpc --data " + data + " --max-eval-samples 32 --threads 1");
+    ASSERT_EQ(e.exit_code, 0) << e.output;
+    EXPECT_NEAR(lorakit::testing::last_json_object(e.output)["eval_loss"].get<double>(),
+                epochs[0]["eval_loss"].get<double>(), 1e-5);
+  }
+}
