@@ -14,6 +14,7 @@
 #include "models/bert.h"
 #include "models/checkpoint.h"
 #include "support/helpers.h"
+#include "support/tiny_model.h"
 #include "train/trainer.h"
 #include "tuners/adalora/model.h"
 #include "tuners/registry.h"
@@ -26,26 +27,8 @@ using lorakit::testing::TempDir;
 
 namespace {
 
-ModelConfig tiny_config() {
-  ModelConfig c;
-  c.vocab_size = 60;
-  c.hidden_size = 16;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = 2;
-  c.intermediate_size = 24;
-  c.max_position_embeddings = 32;
-  c.hidden_dropout_prob = 0;
-  c.attention_probs_dropout_prob = 0;
-  c.num_labels = 2;
-  return c;
-}
-
-SequenceClassifier tiny_model(uint64_t seed = 5) {
-  torch::manual_seed(seed);
-  SequenceClassifier m(tiny_config());
-  m->init_weights();
-  return m;
-}
+ModelConfig tiny_config() { return lorakit::testing::tiny_bert_config(); }
+SequenceClassifier tiny_model(uint64_t seed = 5) { return lorakit::testing::tiny_bert(tiny_config(), seed); }
 
 AdaLoraConfig tiny_adalora(int64_t init_r, int64_t target_r, std::vector<std::string> targets = {"query", "value"}) {
   LoraConfig l;
@@ -55,15 +38,7 @@ AdaLoraConfig tiny_adalora(int64_t init_r, int64_t target_r, std::vector<std::st
   return AdaLoraConfig::from_options(l, extra);
 }
 
-Batch tiny_batch(uint64_t seed) {
-  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
-  Batch b;
-  b.input_ids = at::randint(5, 60, {6, 9}, g, at::kLong);
-  b.attention_mask = at::ones({6, 9}, at::kLong);
-  b.token_type_ids = at::zeros({6, 9}, at::kLong);
-  b.labels = at::randint(0, 2, {6}, g, at::kLong);
-  return b;
-}
+Batch tiny_batch(uint64_t seed) { return lorakit::testing::random_batch(seed); }
 
 }  // namespace
 
@@ -197,21 +172,10 @@ TEST(AdaLoraTraining, KeepsExactlyTheBudgetAndMaskedValuesStayZero) {
   EXPECT_EQ(f.info("base_model.model.bert.encoder.layer.0.attention.self.query.lora_A").shape[0] +
                 f.info("base_model.model.bert.encoder.layer.0.attention.self.value.lora_A").shape[0],
             4);
-  SequenceClassifier fresh = tiny_model(99);
-  {  // the same frozen base weights (only the adapter and head come from the file)
-    torch::NoGradGuard g;
-    auto src = m->named_parameters();
-    for (auto& p : fresh->named_parameters())
-      if (src.contains(p.key())) p.value().copy_(src[p.key()]);
-  }
-  auto loaded = load_any_adapter(fresh, d.file("adapter"));
-  EXPECT_EQ(loaded->name(), "adalora");
-  m->eval();
-  fresh->eval();
-  Batch b = tiny_batch(7);
-  at::Tensor want = m->forward(b.input_ids, b.attention_mask, b.token_type_ids);
-  at::Tensor got = fresh->forward(b.input_ids, b.attention_mask, b.token_type_ids);
-  EXPECT_LT((want - got).abs().max().item<double>(), 1e-6);
+  // The same frozen base weights; only the adapter and the head come from the files.
+  std::string name;
+  EXPECT_LT(lorakit::testing::reload_logit_difference(m, d.file("adapter"), &name), 1e-6);
+  EXPECT_EQ(name, "adalora");
 }
 
 TEST(AdaLoraFiles, PeftWrittenAdapterLoads) {
@@ -281,15 +245,10 @@ TEST(AdaLoraFiles, PeftWrittenAdapterLoads) {
 
 TEST(AdaLoraCli, TrainsOnMrpcLogsRanksAndReloads) {
   TempDir d;
-  auto r0 = lorakit::testing::init_tiny_model(d.file("model"), "--layers 2 --max-position 64");
-  ASSERT_EQ(r0.exit_code, 0) << r0.output;
   const std::string data = lorakit::testing::shared_dir() + "/data/glue";
   const std::string out = d.file("run");
   // 128 rows / 16 = 8 steps per epoch, 2 epochs: tinit 2, tfinal 4 → the target budget from step 12 on.
-  auto r = run_cli("train --model " + d.file("model") + " --task mrpc --data " + data +
-                   " --method adalora --init-r 4 --target-r 2 --tinit 2 --tfinal 4 --alpha 8 --epochs 2 --lr 5e-3"
-                   " --max-train-samples 128 --max-eval-samples 48 --max-seq-len 48 --batch-size 16 --threads 1"
-                   " --no-progress --out " + out);
+  auto r = lorakit::testing::train_tiny_mrpc(d, "--method adalora --init-r 4 --target-r 2 --tinit 2 --tfinal 4 --alpha 8");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto epochs = read_jsonl(out + "/metrics.jsonl");
   ASSERT_EQ(epochs.size(), 2u);

@@ -13,6 +13,7 @@
 #include "models/bert.h"
 #include "models/checkpoint.h"
 #include "support/helpers.h"
+#include "support/tiny_model.h"
 #include "train/trainer.h"
 #include "tuners/registry.h"
 #include "tuners/sora/model.h"
@@ -25,36 +26,10 @@ using lorakit::testing::TempDir;
 
 namespace {
 
-ModelConfig tiny_config() {
-  ModelConfig c;
-  c.vocab_size = 60;
-  c.hidden_size = 16;
-  c.num_hidden_layers = 1;
-  c.num_attention_heads = 2;
-  c.intermediate_size = 24;
-  c.max_position_embeddings = 32;
-  c.hidden_dropout_prob = 0;
-  c.attention_probs_dropout_prob = 0;
-  c.num_labels = 2;
-  return c;
-}
+ModelConfig tiny_config() { return lorakit::testing::tiny_bert_config(); }
+SequenceClassifier tiny_model(uint64_t seed = 5) { return lorakit::testing::tiny_bert(tiny_config(), seed); }
 
-SequenceClassifier tiny_model(uint64_t seed = 5) {
-  torch::manual_seed(seed);
-  SequenceClassifier m(tiny_config());
-  m->init_weights();
-  return m;
-}
-
-Batch tiny_batch(uint64_t seed) {
-  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
-  Batch b;
-  b.input_ids = at::randint(5, 60, {6, 9}, g, at::kLong);
-  b.attention_mask = at::ones({6, 9}, at::kLong);
-  b.token_type_ids = at::zeros({6, 9}, at::kLong);
-  b.labels = at::randint(0, 2, {6}, g, at::kLong);
-  return b;
-}
+Batch tiny_batch(uint64_t seed) { return lorakit::testing::random_batch(seed); }
 
 LoraConfig tiny_lora(int64_t r) {
   LoraConfig l;
@@ -147,38 +122,21 @@ TEST(SoraExport, PrunedPlainLoraAdapterHasTheSameLogits) {
   EXPECT_EQ(side["sora"]["kept_ranks"][v], 0);
 
   // Loaded as ordinary LoRA into the same base: the same logits.
-  SequenceClassifier fresh = tiny_model(99);
-  {
-    torch::NoGradGuard g;
-    auto src = m->named_parameters();
-    for (auto& p : fresh->named_parameters())
-      if (src.contains(p.key())) p.value().copy_(src[p.key()]);
-  }
-  auto loaded = load_any_adapter(fresh, d.file("adapter"));
-  EXPECT_EQ(loaded->name(), "lora");
-  m->eval();
-  fresh->eval();
-  Batch b = tiny_batch(3);
-  at::Tensor want = m->forward(b.input_ids, b.attention_mask, b.token_type_ids);
-  at::Tensor got = fresh->forward(b.input_ids, b.attention_mask, b.token_type_ids);
-  EXPECT_LT((want - got).abs().max().item<double>(), 1e-5);
+  std::string name;
+  EXPECT_LT(lorakit::testing::reload_logit_difference(m, d.file("adapter"), &name), 1e-5);
+  EXPECT_EQ(name, "lora");
   // # I-Params: head + kept·(d_in + d_out).
-  int64_t head = 0;
+  int64_t head = 0;  // counted here independently of trainable_outside_adapters
   for (auto& p : m->named_parameters())
-    if (p.value().requires_grad() && p.key().find(".lora_") == std::string::npos) head += p.value().numel();
+    if (p.value().requires_grad() && p.key().rfind("classifier.", 0) == 0) head += p.value().numel();
   EXPECT_EQ(method.inference_params(m), head + 2 * (16 + 16));
 }
 
 TEST(SoraCli, TrainsOnMrpcLogsSparsityAndExportsPlainLora) {
   TempDir d;
-  auto r0 = lorakit::testing::init_tiny_model(d.file("model"), "--layers 2 --max-position 64");
-  ASSERT_EQ(r0.exit_code, 0) << r0.output;
   const std::string data = lorakit::testing::shared_dir() + "/data/glue";
   const std::string out = d.file("run");
-  auto r = run_cli("train --model " + d.file("model") + " --task mrpc --data " + data +
-                   " --method sora --r 8 --alpha 16 --sora-lambda 1e-3 --sora-lambda2 0.3 --epochs 2 --lr 5e-3"
-                   " --max-train-samples 128 --max-eval-samples 48 --max-seq-len 48 --batch-size 16 --threads 1"
-                   " --no-progress --out " + out);
+  auto r = lorakit::testing::train_tiny_mrpc(d, "--method sora --r 8 --alpha 16 --sora-lambda 1e-3 --sora-lambda2 0.3");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto epochs = read_jsonl(out + "/metrics.jsonl");
   ASSERT_EQ(epochs.size(), 2u);

@@ -53,6 +53,15 @@ RunResult init_tiny_model(const std::string& out, const std::string& flags) {
                  " --out " + out);
 }
 
+RunResult train_tiny_mrpc(const TempDir& dir, const std::string& method_flags) {
+  RunResult r = init_tiny_model(dir.file("model"), "--layers 2 --max-position 64");
+  if (r.exit_code != 0) return r;
+  return run_cli("train --model " + dir.file("model") + " --task mrpc --data " + shared_dir() + "/data/glue " +
+                 method_flags +
+                 " --epochs 2 --lr 5e-3 --max-train-samples 128 --max-eval-samples 48 --max-seq-len 48"
+                 " --batch-size 16 --threads 1 --no-progress --out " + dir.file("run"));
+}
+
 RunResult run_oracle(const std::string& script, const std::string& args) {
   return run_command("/usr/bin/python3 " + source_dir() + "/tests/oracle/" + script + " " + args);
 }

@@ -33,6 +33,9 @@ RunResult run_cli(const std::string& args);
 // `lorakit init-model` of a tiny random BERT-family model with the real bert-base-uncased vocab:
 // hidden 32, 2 heads, FFN 64, plus `flags` (layers, max position, --arch ...), written to `out`.
 RunResult init_tiny_model(const std::string& out, const std::string& flags);
+// In `dir`: a tiny BERT (2 layers) as dir/model, then `lorakit train` with `method_flags` on 128 real MRPC
+// rows (batch 16, 2 epochs, 48 eval rows, max length 48, lr 5e-3) into dir/run.
+RunResult train_tiny_mrpc(const TempDir& dir, const std::string& method_flags);
 // Runs a script of tests/oracle under Debian's /usr/bin/python3 (python3-torch).
 RunResult run_oracle(const std::string& script, const std::string& args);
 

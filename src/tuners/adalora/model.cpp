@@ -192,9 +192,7 @@ nlohmann::json AdaLoraMethod::describe() const {
 }
 
 int64_t AdaLoraMethod::inference_params(const SequenceClassifier& model) const {
-  int64_t n = 0;
-  for (auto& p : model->named_parameters(true))
-    if (p.value().requires_grad() && p.key().find(".lora_") == std::string::npos) n += p.value().numel();
+  int64_t n = trainable_outside_adapters(model);
   const auto kept = kept_ranks();
   for (size_t i = 0; i < layers_.size(); ++i) {
     const auto* h = layers_[i].second->host;

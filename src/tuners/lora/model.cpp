@@ -31,6 +31,13 @@ bool in_modules_to_save(const std::string& param_name, const std::vector<std::st
   return false;
 }
 
+int64_t trainable_outside_adapters(const SequenceClassifier& model) {
+  int64_t n = 0;
+  for (auto& p : model->named_parameters(true))
+    if (p.value().requires_grad() && p.key().find(".lora_") == std::string::npos) n += p.value().numel();
+  return n;
+}
+
 LoraMethod::LoraMethod(LoraConfig cfg, LayerFactory factory) : cfg_(std::move(cfg)), factory_(std::move(factory)) {
   cfg_.validate();
   if (!factory_)

@@ -39,6 +39,10 @@ class LoraMethod : public Method {
   std::vector<std::pair<std::string, std::shared_ptr<LoraLayer>>> layers_;
 };
 
+// Trainable parameters outside every adapter (the task head / modules_to_save): what pruning methods add to
+// their kept adapter parameters for "# I-Params".
+int64_t trainable_outside_adapters(const SequenceClassifier& model);
+
 // True if `param_name` lies inside one of `modules_to_save` (PEFT name matching on module paths).
 bool in_modules_to_save(const std::string& param_name, const std::vector<std::string>& modules_to_save);
 
