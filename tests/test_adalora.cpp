@@ -237,6 +237,15 @@ TEST(AdaLoraFiles, PeftWrittenAdapterLoads) {
   at::Tensor x = lm.model->forward(b.input_ids, b.attention_mask, b.token_type_ids);
   at::Tensor y = ref.model->forward(b.input_ids, b.attention_mask, b.token_type_ids);
   EXPECT_LT((x - y).abs().max().item<double>(), 1e-5);
+  // Saved again (no masking happened in this process): still the pruned ranks, in PEFT's form.
+  method->save(lm.model, lm, d.file("again"));
+  auto again = nlohmann::json::parse(read_text_file(d.file("again/adapter_config.json")));
+  EXPECT_EQ(again["rank_pattern"][q + ".lora_E"], (std::vector<bool>{true, true, false}));
+  EXPECT_EQ(again["rank_pattern"][v + ".lora_E"], (std::vector<bool>{false, false, false}));
+  LoadedModel lm2 = load_model(d.file("model"), lo);
+  load_any_adapter(lm2.model, d.file("again"));
+  lm2.model->eval();
+  EXPECT_LT((lm2.model->forward(b.input_ids, b.attention_mask, b.token_type_ids) - y).abs().max().item<double>(), 1e-5);
   // merge gives the same logits.
   merge_and_unload(lm.model);
   EXPECT_LT((lm.model->forward(b.input_ids, b.attention_mask, b.token_type_ids) - y).abs().max().item<double>(), 1e-5);

@@ -45,6 +45,14 @@ void AdaLoraMethod::attach(SequenceClassifier& model) {
   LoraMethod::attach(model);
   imp_.assign(layers_.size(), {});
   keep_.clear();
+  // Modules a loaded adapter prunes to rank 0 get no layer; remember them so save() writes them back.
+  empty_modules_.clear();
+  for (auto& item : model->named_modules("", false)) {
+    auto* lin = item.value()->as<AdaptableLinearImpl>();
+    auto it = load_ranks_.find(item.key());
+    if (lin && it != load_ranks_.end() && it->second == 0)
+      empty_modules_.push_back({item.key(), lin->in_features, lin->out_features});
+  }
 }
 
 int64_t AdaLoraMethod::init_budget() const {
@@ -218,15 +226,27 @@ void AdaLoraMethod::save(const SequenceClassifier& model, const LoadedModel& bas
       std::vector<bool> bits;
       for (int64_t k = 0; k < keep_[i].numel(); ++k) bits.push_back(keep_[i][k].item<bool>());
       rank_pattern[path + ".lora_E"] = bits;
+    } else if (layers[i]->r != ada_.init_r) {
+      // A pruned adapter loaded and saved again: PEFT needs one flag per initial rank; which positions were
+      // kept does not matter to it (the weights come from the file).
+      std::vector<bool> bits(static_cast<size_t>(ada_.init_r), false);
+      for (int64_t k = 0; k < layers[i]->r; ++k) bits[static_cast<size_t>(k)] = true;
+      rank_pattern[path + ".lora_E"] = bits;
     }
     out.emplace_back(prefix + path + ".lora_A", a.contiguous());
     out.emplace_back(prefix + path + ".lora_B", b.contiguous());
     out.emplace_back(prefix + path + ".lora_E", e.contiguous());
   }
+  for (auto& m : empty_modules_) {  // pruned to nothing: zero-size tensors and an all-false pattern, as PEFT
+    out.emplace_back(prefix + m.path + ".lora_A", at::zeros({0, m.in}));
+    out.emplace_back(prefix + m.path + ".lora_B", at::zeros({m.out, 0}));
+    out.emplace_back(prefix + m.path + ".lora_E", at::zeros({0, 1}));
+    rank_pattern[m.path + ".lora_E"] = std::vector<bool>(static_cast<size_t>(ada_.init_r), false);
+  }
   for (auto& p : model->named_parameters(true))
     if (p.key().find(".lora_") == std::string::npos && in_modules_to_save(p.key(), cfg_.modules_to_save))
       out.emplace_back(prefix + p.key(), p.value().detach().contiguous());
-  const bool pruned = !keep_.empty();
+  const bool pruned = !rank_pattern.empty();
   auto make_config = [&](const std::string& abs_base) {
     // PEFT 0.6's AdaLoraConfig = LoraConfig's fields + its own; sorted as PEFT writes them.
     nlohmann::json j;

@@ -65,6 +65,11 @@ class AdaLoraMethod : public LoraMethod {
  private:
   AdaLoraConfig ada_;
   std::map<std::string, int64_t> load_ranks_;
+  struct EmptyModule {
+    std::string path;
+    int64_t in, out;
+  };
+  std::vector<EmptyModule> empty_modules_;  // targets a loaded adapter pruned to rank 0 (no layer)
   std::vector<std::array<Importance, 3>> imp_;  // per layer: A, B, E
   std::vector<at::Tensor> keep_;                 // per layer, bool [r], after the last masking
   int64_t last_budget_ = -1;
