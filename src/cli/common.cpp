@@ -73,6 +73,12 @@ std::string task_words(const data::TaskInfo& t) {
   return t.is_regression ? "regression (1 output)" : std::to_string(t.num_labels) + "-label classification";
 }
 
+// A head is a regression head when problem_type says so, or (transformers' rule) when it has one output
+// and no problem_type.
+bool regression_head(const std::string& problem_type, int64_t num_labels) {
+  return problem_type == "regression" || (problem_type.empty() && num_labels == 1);
+}
+
 void check_head(const std::string& what, int64_t num_labels, bool regression, const data::TaskInfo& task) {
   if (num_labels == task.num_labels && regression == task.is_regression) return;
   throw Error(what + " has " + head_words(num_labels, regression) + ", but task " + task.name + " is " +
@@ -90,8 +96,7 @@ LoadedForEval load_with_adapter(std::string model_dir, const std::string& adapte
     nlohmann::json extra = read_adapter_extra(adapter_dir);
     if (extra.contains("num_labels") && extra["num_labels"].is_number_integer()) {
       const int64_t n = extra["num_labels"].get<int64_t>();
-      const std::string pt = extra.value("problem_type", std::string());
-      const bool reg = pt == "regression" || (pt.empty() && n == 1);
+      const bool reg = regression_head(extra.value("problem_type", std::string()), n);
       if (task) check_head("adapter " + adapter_dir, n, reg, *task);
       lo.num_labels = n;
       lo.regression = reg;
@@ -116,8 +121,7 @@ LoadedForEval load_with_adapter(std::string model_dir, const std::string& adapte
       if (is_head_param(n)) head_loaded = false;
     if (head_loaded) {
       const auto& c = r.lm.config;
-      check_head("model " + model_dir, c.num_labels,
-                 c.problem_type == "regression" || (c.problem_type.empty() && c.num_labels == 1), *task);
+      check_head("model " + model_dir, c.num_labels, regression_head(c.problem_type, c.num_labels), *task);
       return r;
     }
     return {load_model(model_dir, lo), nullptr};
@@ -128,8 +132,7 @@ LoadedForEval load_with_adapter(std::string model_dir, const std::string& adapte
 }
 
 int64_t effective_seq_len(const ModelConfig& c, int64_t max_seq_len) {
-  int64_t limit = c.max_position_embeddings;
-  if (c.is_roberta()) limit = c.max_position_embeddings - c.pad_token_id - 1;
+  const int64_t limit = c.max_tokens();
   if (max_seq_len <= limit) return max_seq_len;
   // As run_glue.py: min(--max_seq_length, the model's limit), with a warning.
   fmt::print(stderr,

@@ -2,7 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
-#include <fstream>
+#include <array>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -71,17 +72,16 @@ void add_predict(CLI::App& app) {
     const int64_t n = logits.size(0), c = logits.size(1);
     auto acc = logits.accessor<float, 2>();
 
+    // The predicted class as evaluate() takes it (argmax over the logits).
+    const at::Tensor best = task.is_regression ? at::zeros({n}, at::kLong) : logits.argmax(1);
+    auto best_acc = best.accessor<int64_t, 1>();
     std::ostringstream tsv;
     tsv << "index\tprediction\n";
     for (int64_t i = 0; i < n; ++i) {
-      if (task.is_regression) {
+      if (task.is_regression)
         tsv << fmt::format("{}\t{:.3f}\n", i, acc[i][0]);
-      } else {
-        int64_t best = 0;
-        for (int64_t k = 1; k < c; ++k)
-          if (acc[i][k] > acc[i][best]) best = k;
-        tsv << i << '\t' << task.label_names.at(static_cast<size_t>(best)) << '\n';
-      }
+      else
+        tsv << i << '\t' << task.label_names.at(static_cast<size_t>(best_acc[i])) << '\n';
     }
     std::string jsonl;
     if (!o->logits.empty()) {

@@ -292,8 +292,8 @@ void add_inspect(CLI::App& app) {
                       " tensors");
         const int64_t in = t[0].size(1), out = t[1].size(0);
         if (ada) {
-          // PEFT: scaling = lora_alpha / (ranknum + 1e-5), ranknum = init_r (kept after pruning).
-          const double s = (lc.lora_alpha > 0 ? lc.lora_alpha : static_cast<double>(ac.init_r)) / (ac.init_r + 1e-5);
+          // ranknum = init_r (PEFT keeps it after pruning), as the loaded layer has it.
+          const double s = adalora_scaling(lc.lora_alpha, t[0].size(0), static_cast<double>(ac.init_r));
           trained += ac.init_r * (in + out + 1);
           kept += t[0].size(0) * (in + out + 1);
           final_ranks[path] = t[0].size(0);

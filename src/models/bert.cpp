@@ -34,8 +34,7 @@ at::Tensor BertEmbeddingsImpl::forward(const at::Tensor& input_ids, const at::Te
     pos = at::arange(T, input_ids.options().dtype(at::kLong)).unsqueeze(0);
   }
   if (pos.max().item<int64_t>() >= cfg.max_position_embeddings) {
-    // RoBERTa's positions start at pad_token_id + 1, so it holds max_position_embeddings − pad − 1 tokens.
-    const int64_t limit = cfg.is_roberta() ? cfg.max_position_embeddings - cfg.pad_token_id - 1 : cfg.max_position_embeddings;
+    const int64_t limit = cfg.max_tokens();
     int64_t len = T;
     if (cfg.is_roberta()) len = input_ids.ne(cfg.pad_token_id).sum(1).max().item<int64_t>();
     throw Error("sequence of " + std::to_string(len) + " tokens exceeds the model's limit of " + std::to_string(limit) +

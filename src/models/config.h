@@ -32,6 +32,9 @@ struct ModelConfig {
   // The attribute under which the encoder lives in a task model: "bert" or "roberta".
   std::string base_prefix() const { return model_type; }
   bool is_roberta() const { return model_type == "roberta"; }
+  // The most tokens one sequence may have: max_position_embeddings, or for RoBERTa (positions start at
+  // pad_token_id + 1) max_position_embeddings − pad_token_id − 1 (512 for roberta-base).
+  int64_t max_tokens() const { return is_roberta() ? max_position_embeddings - pad_token_id - 1 : max_position_embeddings; }
   bool is_regression() const { return problem_type == "regression" || num_labels == 1; }
 
   // Parses config.json text; `source` (a path) is named in every error, as is the offending key.

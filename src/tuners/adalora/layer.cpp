@@ -13,20 +13,19 @@ AdaLoraLayer::AdaLoraLayer(AdaptableLinearImpl& h, const LoraConfig& cfg, double
   set_ranknum(rn);
 }
 
+double adalora_scaling(double lora_alpha, int64_t r, double ranknum) {
+  return (lora_alpha > 0 ? lora_alpha : static_cast<double>(r)) / (ranknum + 1e-5);
+}
+
 void AdaLoraLayer::set_ranknum(double rn) {
   ranknum = rn;
-  // PEFT: scaling = lora_alpha if lora_alpha > 0 else r, divided by (ranknum + 1e-5) in forward.
-  const double alpha = lora_alpha > 0 ? lora_alpha : static_cast<double>(r);
-  scaling = alpha / (ranknum + 1e-5);
+  scaling = adalora_scaling(lora_alpha, r, ranknum);
 }
 
-at::Tensor AdaLoraLayer::scaled_A() const { return lora_A->weight * lora_E->weight; }
+at::Tensor AdaLoraLayer::effective_A() const { return lora_A->weight * lora_E->weight; }
 
 at::Tensor AdaLoraLayer::forward(const at::Tensor& x, const at::Tensor& base_out) {
-  at::Tensor xd = dropout > 0 ? at::dropout(x, dropout, host->is_training()) : x;
-  return base_out + at::linear(at::linear(xd, scaled_A()), lora_B->weight) * scaling;
+  return base_out + at::linear(at::linear(dropped(x), effective_A()), lora_B->weight) * scaling;
 }
-
-at::Tensor AdaLoraLayer::delta_weight() const { return at::matmul(lora_B->weight, scaled_A()) * scaling; }
 
 }  // namespace lorakit

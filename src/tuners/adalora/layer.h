@@ -18,14 +18,16 @@ struct ParameterHolderImpl : torch::nn::Module {
 };
 TORCH_MODULE(ParameterHolder);
 
+// PEFT's AdaLoRA scaling of a module of rank r: (lora_alpha if > 0, else r) / (ranknum + 1e-5).
+double adalora_scaling(double lora_alpha, int64_t r, double ranknum);
+
 class AdaLoraLayer : public LoraLayer {
  public:
   // cfg.r: this module's rank (init_r while training; the kept count when loading a pruned adapter).
   AdaLoraLayer(AdaptableLinearImpl& host, const LoraConfig& cfg, double ranknum);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& base_out) override;
-  at::Tensor delta_weight() const override;  // scaling · B diag(E) A
-  // A ⊙ E (rows of A scaled by E): ΔW = scaling · B · (A ⊙ E), for the LoRA diagnostics.
-  at::Tensor scaled_A() const;
+  // A ⊙ E (rows of A scaled by E): ΔW = scaling · B · (A ⊙ E).
+  at::Tensor effective_A() const override;
   void set_ranknum(double ranknum);
 
   ParameterHolder lora_E{nullptr};

@@ -31,15 +31,7 @@ LoraConfig AdaLoraMethod::module_config(const std::string& path) const {
   return c;
 }
 
-std::vector<AdaLoraLayer*> AdaLoraMethod::ada_layers() const {
-  std::vector<AdaLoraLayer*> out;
-  for (auto& [path, l] : layers_) {
-    auto* a = dynamic_cast<AdaLoraLayer*>(l.get());
-    if (!a) throw Error("adalora: module '" + path + "' has no AdaLoRA layer");
-    out.push_back(a);
-  }
-  return out;
-}
+std::vector<AdaLoraLayer*> AdaLoraMethod::ada_layers() const { return layers_as<AdaLoraLayer>(); }
 
 void AdaLoraMethod::attach(SequenceClassifier& model) {
   LoraMethod::attach(model);
@@ -157,14 +149,7 @@ std::vector<int64_t> AdaLoraMethod::kept_ranks() const {
 }
 
 nlohmann::json AdaLoraMethod::epoch_stats() {
-  std::vector<std::pair<std::string, LoraModuleDiagnostics>> d;
-  auto layers = ada_layers();
-  for (size_t i = 0; i < layers.size(); ++i) {
-    if (layers[i]->r == 0) continue;
-    d.emplace_back(layers_[i].first, lora_module_diagnostics(layers[i]->scaled_A().detach(),
-                                                             layers[i]->lora_B->weight.detach(), layers[i]->scaling));
-  }
-  nlohmann::json j = diagnostics_json(d, /*per_module=*/true);
+  nlohmann::json j = LoraMethod::epoch_stats();  // ΔW diagnostics with E folded in (effective_A)
   const auto kept = kept_ranks();
   int64_t total_kept = 0;
   nlohmann::json ranks = nlohmann::json::object();

@@ -26,16 +26,7 @@ GrLoraMethod::GrLoraMethod(LoraConfig cfg, GrLoraConfig gr)
   };
 }
 
-std::vector<GrLoraLayer*> GrLoraMethod::gr_layers() const {
-  std::vector<GrLoraLayer*> out;
-  out.reserve(layers_.size());
-  for (auto& [path, l] : layers_) {
-    auto* g = dynamic_cast<GrLoraLayer*>(l.get());
-    if (!g) throw Error("gr-lora: module '" + path + "' has no GR-LoRA layer");
-    out.push_back(g);
-  }
-  return out;
-}
+std::vector<GrLoraLayer*> GrLoraMethod::gr_layers() const { return layers_as<GrLoraLayer>(); }
 
 nlohmann::json GrLoraMethod::extra_config() const {
   nlohmann::ordered_json j;

@@ -20,12 +20,16 @@ LoraLayer::LoraLayer(AdaptableLinearImpl& h, const LoraConfig& cfg)
   lora_B->weight.set_data(lora_B->weight.to(h.weight.dtype()));
 }
 
+at::Tensor LoraLayer::dropped(const at::Tensor& x) const {
+  return dropout > 0 ? at::dropout(x, dropout, host->is_training()) : x;
+}
+
 at::Tensor LoraLayer::forward(const at::Tensor& x, const at::Tensor& base_out) {
-  at::Tensor xd = dropout > 0 ? at::dropout(x, dropout, host->is_training()) : x;
+  at::Tensor xd = dropped(x);
   at::Tensor h = lora_B(lora_A(xd)) * scaling;
   return base_out + transform_branch(h, xd);
 }
 
-at::Tensor LoraLayer::delta_weight() const { return at::matmul(lora_B->weight, lora_A->weight) * scaling; }
+at::Tensor LoraLayer::delta_weight() const { return at::matmul(lora_B->weight, effective_A()) * scaling; }
 
 }  // namespace lorakit

@@ -76,7 +76,8 @@ nlohmann::json LoraMethod::epoch_stats() {
   std::vector<std::pair<std::string, LoraModuleDiagnostics>> d;
   d.reserve(layers_.size());
   for (auto& [path, layer] : layers_)
-    d.emplace_back(path, lora_module_diagnostics(layer->lora_A->weight, layer->lora_B->weight, layer->scaling));
+    d.emplace_back(path, lora_module_diagnostics(layer->effective_A().detach(), layer->lora_B->weight.detach(),
+                                                 layer->scaling));
   return diagnostics_json(d, /*per_module=*/true);
 }
 
@@ -171,9 +172,9 @@ LoraConfig read_adapter_config(const std::string& dir) {
 std::string adapter_base_model(const std::string& dir) {
   namespace fs = std::filesystem;
   const std::string cfg_path = join_path(dir, "adapter_config.json");
-  nlohmann::ordered_json j = read_json_file(cfg_path);
+  const nlohmann::ordered_json j = read_adapter_config_json(dir);
   std::string named;
-  if (j.is_object() && j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
+  if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
     named = j["base_model_name_or_path"].get<std::string>();
   if (named.empty()) throw Error(cfg_path + ": names no base model (base_model_name_or_path); pass --model");
   if (named == "use-lite" || dir_exists(named)) return named;

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 
+#include "core/errors.h"
 #include "tuners/lora/layer.h"
 #include "tuners/method.h"
 
@@ -29,6 +30,18 @@ class LoraMethod : public Method {
   const LoraConfig& config() const { return cfg_; }
   // Adapted module paths → their layers, in model order.
   const std::vector<std::pair<std::string, std::shared_ptr<LoraLayer>>>& layers() const { return layers_; }
+  // The layers as the subclass's own layer type (an Error if one is not).
+  template <class L>
+  std::vector<L*> layers_as() const {
+    std::vector<L*> out;
+    out.reserve(layers_.size());
+    for (auto& [path, l] : layers_) {
+      auto* p = dynamic_cast<L*>(l.get());
+      if (!p) throw Error(name() + ": module '" + path + "' has a layer of another method");
+      out.push_back(p);
+    }
+    return out;
+  }
 
  protected:
   // The config one module's layer is built from (default: r / alpha resolved from the patterns).

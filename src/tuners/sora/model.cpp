@@ -57,13 +57,10 @@ SoraLayer::SoraLayer(AdaptableLinearImpl& h, const LoraConfig& cfg) : LoraLayer(
 }
 
 at::Tensor SoraLayer::forward(const at::Tensor& x, const at::Tensor& base_out) {
-  at::Tensor xd = dropout > 0 ? at::dropout(x, dropout, host->is_training()) : x;
-  return base_out + at::linear(at::linear(xd, lora_A->weight) * lora_gate->weight, lora_B->weight) * scaling;
+  return base_out + at::linear(at::linear(dropped(x), lora_A->weight) * lora_gate->weight, lora_B->weight) * scaling;
 }
 
-at::Tensor SoraLayer::delta_weight() const {
-  return at::matmul(lora_B->weight * lora_gate->weight, lora_A->weight) * scaling;
-}
+at::Tensor SoraLayer::effective_A() const { return lora_A->weight * lora_gate->weight.t(); }
 
 SoraMethod::SoraMethod(LoraConfig lora, SoraConfig sora)
     : LoraMethod(std::move(lora), [](AdaptableLinearImpl& h, const LoraConfig& c) -> std::shared_ptr<LoraLayer> {
@@ -71,15 +68,7 @@ SoraMethod::SoraMethod(LoraConfig lora, SoraConfig sora)
       }),
       sora_(sora) {}
 
-std::vector<SoraLayer*> SoraMethod::sora_layers() const {
-  std::vector<SoraLayer*> out;
-  for (auto& [path, l] : layers_) {
-    auto* s = dynamic_cast<SoraLayer*>(l.get());
-    if (!s) throw Error("sora: module '" + path + "' has no SoRA layer");
-    out.push_back(s);
-  }
-  return out;
-}
+std::vector<SoraLayer*> SoraMethod::sora_layers() const { return layers_as<SoraLayer>(); }
 
 std::vector<ParamGroup> SoraMethod::param_groups(SequenceClassifier& model, double weight_decay) {
   std::vector<ParamGroup> groups;
@@ -123,13 +112,8 @@ std::vector<int64_t> SoraMethod::kept_ranks() const {
 }
 
 nlohmann::json SoraMethod::epoch_stats() {
-  std::vector<std::pair<std::string, LoraModuleDiagnostics>> d;
+  nlohmann::json j = LoraMethod::epoch_stats();  // ΔW diagnostics with the gates folded in (effective_A)
   auto layers = sora_layers();
-  for (size_t i = 0; i < layers.size(); ++i)
-    d.emplace_back(layers_[i].first,
-                   lora_module_diagnostics((layers[i]->lora_A->weight * layers[i]->lora_gate->weight.t()).detach(),
-                                           layers[i]->lora_B->weight.detach(), layers[i]->scaling));
-  nlohmann::json j = diagnostics_json(d, /*per_module=*/true);
   int64_t kept = 0, total = 0;
   nlohmann::json ranks = nlohmann::json::object();
   const auto k = kept_ranks();

@@ -40,7 +40,7 @@ class SoraLayer : public LoraLayer {
  public:
   SoraLayer(AdaptableLinearImpl& host, const LoraConfig& cfg);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& base_out) override;
-  at::Tensor delta_weight() const override;  // s · B diag(g) A
+  at::Tensor effective_A() const override;  // diag(g) · A: ΔW = s · B · diag(g) · A
   ParameterHolder lora_gate{nullptr};        // [1, r]
 };
 
