@@ -44,19 +44,11 @@ const std::set<std::string> kLaterLoraConfigKeys = {"use_rslora" /* 0.8.0 */, "e
 
 nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_text_file(path)); }
 
-class PeftInterop : public ::testing::Test {
+class PeftInterop : public lorakit::testing::TinyModelSuite<PeftInterop> {
+ public:
+  static constexpr const char* kModelFlags = "--layers 2 --max-position 64";
+
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    auto r = lorakit::testing::init_tiny_model(model(), "--layers 2 --max-position 64");
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-  }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
-  static std::string model() { return dir_->file("model"); }
-  static std::string data() { return lorakit::testing::shared_dir() + "/data/glue"; }
   static std::string train_args(const std::string& task) {
     return "train --model " + model() + " --task " + task + " --data " + data() +
            " --max-train-samples 48 --max-eval-samples 40 --max-seq-len 48 --batch-size 16 --epochs 1 --lr 2e-3"
@@ -65,9 +57,7 @@ class PeftInterop : public ::testing::Test {
   static std::string eval_args(const std::string& task) {
     return " --task " + task + " --data " + data() + " --max-eval-samples 40 --max-seq-len 48 --threads 1";
   }
-  static TempDir* dir_;
 };
-TempDir* PeftInterop::dir_ = nullptr;
 
 }  // namespace
 

@@ -36,12 +36,14 @@ std::vector<std::vector<std::string>> read_tsv(const std::string& path) {
   return rows;
 }
 
-class PredictCli : public ::testing::Test {
+class PredictCli : public lorakit::testing::TinyModelSuite<PredictCli> {
+ public:
+  static constexpr const char* kModelFlags = "--layers 1 --max-position 64";
+
  protected:
   static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    auto r = lorakit::testing::init_tiny_model(model(), "--layers 1 --max-position 64");
-    ASSERT_EQ(r.exit_code, 0) << r.output;
+    TinyModelSuite::SetUpTestSuite();
+    if (HasFatalFailure()) return;
     for (const char* task : {"mrpc", "stsb"}) {
       auto t = run_cli("train --model " + model() + " --task " + task + " --data " + data() +
                        " --max-train-samples 48 --max-eval-samples 40 --max-seq-len 48 --batch-size 16 --epochs 1"
@@ -50,16 +52,8 @@ class PredictCli : public ::testing::Test {
       ASSERT_EQ(t.exit_code, 0) << t.output;
     }
   }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
-  static std::string model() { return dir_->file("model"); }
-  static std::string data() { return lorakit::testing::shared_dir() + "/data/glue"; }
   static std::string adapter(const std::string& task) { return dir_->file("run-" + task) + "/last"; }
-  static TempDir* dir_;
 };
-TempDir* PredictCli::dir_ = nullptr;
 
 }  // namespace
 

@@ -71,19 +71,11 @@ std::vector<std::string> lora_family() {
   return out;
 }
 
-class Sweep : public ::testing::Test {
+class Sweep : public lorakit::testing::TinyModelSuite<Sweep> {
+ public:
+  static constexpr const char* kModelFlags = "--layers 1 --max-position 128";
+
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    auto r = lorakit::testing::init_tiny_model(model(), "--layers 1 --max-position 128");
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-  }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
-  static std::string model() { return dir_->file("model"); }
-  static std::string data() { return lorakit::testing::shared_dir() + "/data/glue"; }
   static nlohmann::json base_config(const std::string& out) {
     nlohmann::json methods = nlohmann::json::array({"full"});
     for (auto& m : lora_family()) methods.push_back(m);
@@ -104,9 +96,7 @@ class Sweep : public ::testing::Test {
             {"threads", 1},
             {"progress", false}};
   }
-  static TempDir* dir_;
 };
-TempDir* Sweep::dir_ = nullptr;
 
 std::map<std::string, fs::file_time_type> results_mtimes(const std::string& out) {
   std::map<std::string, fs::file_time_type> m;

@@ -23,26 +23,16 @@ using lorakit::testing::TempDir;
 
 namespace {
 
-class TrainCli : public ::testing::Test {
+class TrainCli : public lorakit::testing::TinyModelSuite<TrainCli> {
+ public:
+  static constexpr const char* kModelFlags = "--layers 2 --max-position 128";
+
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    auto r = lorakit::testing::init_tiny_model(model(), "--layers 2 --max-position 128");
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-  }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
-  static std::string model() { return dir_->file("model"); }
-  static std::string data() { return lorakit::testing::shared_dir() + "/data/glue"; }
   static std::string common() {
     return " --model " + model() + " --task mrpc --data " + data() +
            " --max-train-samples 512 --max-eval-samples 96 --max-seq-len 64 --batch-size 16 --threads 1 --no-progress";
   }
-  static TempDir* dir_;
 };
-TempDir* TrainCli::dir_ = nullptr;
 
 }  // namespace
 

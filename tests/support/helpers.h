@@ -1,5 +1,7 @@
 // Shared test helpers: temp directories, the shared data path, running the Python oracle and the CLI.
 #pragma once
+#include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -52,5 +54,25 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path);
 void write_text(const std::string& path, const std::string& text);
 void write_bytes(const std::string& path, const std::string& bytes);
 std::string read_bytes(const std::string& path);
+
+// A suite whose tests share one tiny model, made once by init_tiny_model(model(), Suite::kModelFlags) in a
+// TempDir that lives as long as the suite (CRTP):
+//   class MySuite : public TinyModelSuite<MySuite> { public: static constexpr const char* kModelFlags = "..."; };
+template <class Suite>
+class TinyModelSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    auto r = init_tiny_model(model(), Suite::kModelFlags);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static std::string model() { return dir_->file("model"); }
+  static std::string data() { return shared_dir() + "/data/glue"; }
+  static inline TempDir* dir_ = nullptr;
+};
 
 }  // namespace lorakit::testing
