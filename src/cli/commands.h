@@ -8,4 +8,5 @@ void register_all(CLI::App& app);
 void register_training_commands(CLI::App& app);
 void register_sweep_command(CLI::App& app);
 void register_predict_commands(CLI::App& app);
+void register_init_model_command(CLI::App& app);
 }  // namespace lorakit::cli

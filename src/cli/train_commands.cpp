@@ -74,7 +74,7 @@ std::vector<std::pair<std::string, T>> parse_pattern(const std::string& spec, co
 void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Fine-tune a model on a GLUE task");
   struct Opts {
-    std::string model, out, method = "lora", targets = "query,value", target_regex, modules_to_save = "classifier";
+    std::string model, out, method = "lora", targets, target_regex, modules_to_save;
     std::string init = "kaiming", pair_mode = "bi-encoder", rank_pattern, alpha_pattern;
     int64_t r = 8;
     double alpha = 16, lora_dropout = 0.0;
@@ -94,9 +94,13 @@ void add_train(CLI::App& app) {
   cmd->add_option("--r", o->r, "LoRA rank");
   cmd->add_option("--alpha", o->alpha, "LoRA alpha (scaling = alpha / r)");
   cmd->add_option("--lora-dropout", o->lora_dropout, "dropout on the LoRA branch input");
-  cmd->add_option("--target-modules", o->targets, "comma-separated module-name suffixes");
+  auto* targets_opt = cmd->add_option("--target-modules", o->targets,
+                                      "comma-separated module-name suffixes (default: the family's query and value "
+                                      "projections, as PEFT: query,value; q_lin,v_lin; query_proj,value_proj)");
   cmd->add_option("--target-regex", o->target_regex, "regex matched against the whole module path (overrides --target-modules)");
-  cmd->add_option("--modules-to-save", o->modules_to_save, "comma-separated modules trained in full (task head)");
+  auto* mts_opt = cmd->add_option("--modules-to-save", o->modules_to_save,
+                                  "comma-separated modules trained in full (default: the family's task head: classifier; "
+                                  "pre_classifier,classifier for DistilBERT; pooler,classifier for DeBERTa)");
   cmd->add_flag("--rslora", o->rslora, "scaling = alpha / sqrt(r)");
   cmd->add_option("--rank-pattern", o->rank_pattern,
                   "per-module ranks, KEY=R,... (PEFT rank_pattern: KEY is a module-name suffix or regex)");
@@ -118,7 +122,7 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--no-progress", o->no_progress, "no progress bar");
   cmd->add_flag("--no-group-by-length", o->no_group, "plain shuffled batches");
   add_method_flags(*cmd, extra);
-  cmd->callback([o, extra] {
+  cmd->callback([o, extra, targets_opt, mts_opt] {
     // Everything the flags alone can tell is checked before any file is read.
     o->t.validate();
     validate_data_flags(o->d);
@@ -130,9 +134,12 @@ void add_train(CLI::App& app) {
     mo.lora.r = o->r;
     mo.lora.lora_alpha = o->alpha;
     mo.lora.lora_dropout = o->lora_dropout;
-    mo.lora.target_modules = split_csv(o->targets);
+    // Where the flags are not given, the family's defaults (config.json's model_type) apply; BERT's
+    // stand in until the model directory is read, so that flags alone are checked first.
+    ModelConfig family;
+    mo.lora.target_modules = targets_opt->count() ? split_csv(o->targets) : family.default_lora_targets();
     mo.lora.target_regex = o->target_regex;
-    mo.lora.modules_to_save = split_csv(o->modules_to_save);
+    mo.lora.modules_to_save = mts_opt->count() ? split_csv(o->modules_to_save) : family.head_modules();
     mo.lora.use_rslora = o->rslora;
     mo.lora.init_lora_weights = o->init;
     mo.lora.rank_pattern = parse_pattern<int64_t>(o->rank_pattern, "--rank-pattern", "an integer rank",
@@ -143,6 +150,12 @@ void add_train(CLI::App& app) {
     auto method = make_method(o->method, mo);
 
     const std::string model_dir = resolve_model_dir(o->model);
+    if (!targets_opt->count() || !mts_opt->count()) {
+      family.model_type = peek_model_type(model_dir);
+      if (!targets_opt->count() && o->target_regex.empty()) mo.lora.target_modules = family.default_lora_targets();
+      if (!mts_opt->count()) mo.lora.modules_to_save = family.head_modules();
+      method = make_method(o->method, mo);
+    }
     auto tok = text::load_tokenizer(model_dir);
     const std::string train_path = o->d.train_file.empty() ? task_file(o->d.data, task, task.train_file) : o->d.train_file;
     const std::string eval_path =

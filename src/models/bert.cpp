@@ -59,9 +59,9 @@ at::Tensor BertEmbeddingsImpl::forward(const at::Tensor& input_ids, const at::Te
 
 BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c)
     : heads(c.num_attention_heads), head_dim(c.hidden_size / c.num_attention_heads) {
-  query = register_module("query", AdaptableLinear(c.hidden_size, c.hidden_size));
-  key = register_module("key", AdaptableLinear(c.hidden_size, c.hidden_size));
-  value = register_module("value", AdaptableLinear(c.hidden_size, c.hidden_size));
+  query = register_module("query", AdaptableLinear(c.hidden_size, c.hidden_size, c.qkv_bias));
+  key = register_module("key", AdaptableLinear(c.hidden_size, c.hidden_size, c.qkv_bias));
+  value = register_module("value", AdaptableLinear(c.hidden_size, c.hidden_size, c.qkv_bias));
   dropout = register_module("dropout", torch::nn::Dropout(c.attention_probs_dropout_prob));
 }
 
@@ -70,7 +70,7 @@ at::Tensor BertSelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor&
   auto split = [&](const at::Tensor& t) { return t.view({B, T, heads, head_dim}).transpose(1, 2); };
   at::Tensor q = split(query(x)), k = split(key(x)), v = split(value(x));
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));
-  scores = scores + mask_bias;
+  if (mask_bias.defined()) scores = scores + mask_bias;
   at::Tensor probs = dropout(at::softmax(scores, -1));
   at::Tensor ctx = at::matmul(probs, v);  // [B, heads, T, head_dim]
   return ctx.transpose(1, 2).reshape({B, T, heads * head_dim});
@@ -101,12 +101,7 @@ BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) : act(c.hidden_
 }
 
 at::Tensor BertIntermediateImpl::forward(const at::Tensor& x) {
-  at::Tensor h = dense(x);
-  if (act == "gelu") return at::gelu(h);
-  if (act == "gelu_new") return at::gelu(h, "tanh");
-  if (act == "relu") return at::relu(h);
-  if (act == "silu") return at::silu(h);
-  return at::tanh(h);
+  return apply_activation(act, dense(x));
 }
 
 BertLayerImpl::BertLayerImpl(const ModelConfig& c) {
@@ -151,10 +146,7 @@ at::Tensor BertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor&
   at::Tensor h = embeddings(input_ids, token_type_ids);
   // Additive mask as Hugging Face builds it: 0 where attended, dtype-min where masked.
   at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
-  const double neg = h.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
-                                                     : std::numeric_limits<float>::lowest();
-  at::Tensor mask_bias = (1.0 - mask.to(h.scalar_type())).unsqueeze(1).unsqueeze(2) * neg;
-  return encoder(h, mask_bias);
+  return encoder(h, additive_mask_bias(mask, h.scalar_type()));
 }
 
 BertClassifierImpl::BertClassifierImpl(const ModelConfig& c) : TaskModelImpl(c) {
@@ -177,20 +169,6 @@ at::Tensor BertClassifierImpl::forward(const at::Tensor& input_ids, const at::Te
   return classifier_linear(dropout(base->pooler(h)));
 }
 
-void BertClassifierImpl::init_weights() {
-  torch::NoGradGuard g;
-  const double std = cfg.initializer_range;
-  for (auto& m : modules(/*include_self=*/false)) {
-    if (auto* lin = m->as<AdaptableLinearImpl>()) {
-      lin->reset_parameters(std);
-    } else if (auto* emb = m->as<torch::nn::EmbeddingImpl>()) {
-      emb->weight.normal_(0.0, std);
-      if (emb->options.padding_idx()) emb->weight[*emb->options.padding_idx()].zero_();
-    } else if (auto* ln = m->as<torch::nn::LayerNormImpl>()) {
-      ln->weight.fill_(1.0);
-      ln->bias.zero_();
-    }
-  }
-}
+void BertClassifierImpl::init_weights() { init_hf_weights(*this, cfg.initializer_range); }
 
 }  // namespace lorakit

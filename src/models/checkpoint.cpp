@@ -85,19 +85,23 @@ std::string normalise_name(std::string n) {
 }  // namespace
 
 bool is_head_param(const std::string& name) {
-  return name.rfind("classifier.", 0) == 0 || name.find(".pooler.") != std::string::npos;
+  for (const char* head : {"classifier.", "pre_classifier.", "pooler.", "qa_outputs."})
+    if (name.rfind(head, 0) == 0) return true;
+  return name.find(".pooler.") != std::string::npos;
 }
 
 void load_into(torch::nn::Module& module, const st::NamedTensors& tensors, const std::string& source,
                bool allow_missing_heads, LoadReport& report) {
   auto params = module.named_parameters(/*recurse=*/true);
   auto buffers = module.named_buffers(true);
-  // Which prefix does the module use for its encoder ("bert." / "roberta.")?
+  // Which prefix does the module use for its encoder ("bert.", "roberta.", "distilbert.", "deberta.", "vit.")?
   std::string prefix;
   for (auto& p : params) {
     auto dot = p.key().find('.');
-    if (dot != std::string::npos && (p.key().compare(0, dot, "bert") == 0 || p.key().compare(0, dot, "roberta") == 0)) {
-      prefix = p.key().substr(0, dot + 1);
+    if (dot == std::string::npos) continue;
+    const std::string first = p.key().substr(0, dot);
+    if (first == "bert" || first == "roberta" || first == "distilbert" || first == "deberta" || first == "vit") {
+      prefix = first + ".";
       break;
     }
   }
@@ -169,6 +173,14 @@ LoadedModel load_use_lite_graph(const std::string& dir, const LoadOptions& opt) 
 }
 }  // namespace
 
+std::string peek_model_type(const std::string& dir0) {
+  const std::string dir = resolve_model_dir(dir0);
+  if (!dir_exists(dir)) throw Error(dir + ": model directory does not exist");
+  const std::string cfg = join_path(dir, "config.json");
+  if (!file_exists(cfg) && file_exists(join_path(dir, "model.json"))) return "use-lite";
+  return ModelConfig::from_file(cfg).model_type;
+}
+
 LoadedModel load_model(const std::string& dir0, const LoadOptions& opt) {
   const std::string dir = resolve_model_dir(dir0);
   if (!dir_exists(dir)) throw Error(dir + ": model directory does not exist");
@@ -232,11 +244,11 @@ void save_model(const SequenceClassifier& model, const ModelConfig& config, cons
 void copy_tokenizer_files(const std::string& from_dir, const std::string& to_dir) {
   make_dirs(to_dir);
   for (const char* f : {"vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                        "vocab.json", "merges.txt"}) {
+                        "vocab.json", "merges.txt", "spm.model", "added_tokens.json", "preprocessor_config.json"}) {
     const std::string src = join_path(from_dir, f);
     if (!file_exists(src)) continue;
     if (std::filesystem::equivalent(from_dir, to_dir)) return;
-    write_text_atomically(join_path(to_dir, f), read_text_file(src));
+    write_text_atomically(join_path(to_dir, f), read_text_file(src));  // byte-exact (spm.model is binary)
   }
 }
 

@@ -42,6 +42,10 @@ struct LoadOptions {
 // "use-lite" names the cached USE-lite model (lorakit fetch-model use-lite); anything else is a path.
 std::string resolve_model_dir(const std::string& name_or_dir);
 
+// The model_type a model directory holds (config.json's; "use-lite" for a TF.js graph directory),
+// without loading weights. Errors name the file.
+std::string peek_model_type(const std::string& dir);
+
 // Loads config + weights. Parameter names follow Hugging Face, accepting checkpoints of the bare
 // encoder (no "bert."/"roberta." prefix) and old LayerNorm.gamma/beta names. A missing encoder
 // weight, or any shape mismatch, is an error naming the tensor; a missing task head is initialised.

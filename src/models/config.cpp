@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
+
 #include "core/errors.h"
 #include "core/fileutil.h"
 
@@ -29,18 +32,28 @@ void get_optional(const json& j, const char* key, T& out, const std::string& src
 }
 }  // namespace
 
-ModelConfig ModelConfig::from_json_text(const std::string& text, const std::string& src) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(src + ": not valid JSON: " + e.what());
+namespace {
+const char* kFamilies = "bert, roberta, distilbert, deberta-v2, vit, use-lite";
+
+void read_id2label(const json& j, ModelConfig& c, const std::string& src) {
+  if (!j.contains("id2label") || !j["id2label"].is_object()) return;
+  const auto& m = j["id2label"];
+  c.id2label.assign(m.size(), "");
+  for (auto& [k, v] : m.items()) {
+    size_t idx = 0;
+    try {
+      idx = std::stoul(k);
+    } catch (...) {
+      throw Error(src + ": id2label key '" + k + "' is not an integer");
+    }
+    if (idx >= m.size() || !v.is_string()) throw Error(src + ": id2label is not a dense 0..n-1 map");
+    c.id2label[idx] = v.get<std::string>();
   }
-  if (!j.is_object()) throw Error(src + ": expected a JSON object");
-  ModelConfig c;
-  get_required(j, "model_type", c.model_type, src);
-  if (c.model_type != "bert" && c.model_type != "roberta" && c.model_type != "use-lite")
-    throw Error(src + ": model_type '" + c.model_type + "' is not supported (bert, roberta, use-lite)");
+  c.num_labels = static_cast<int64_t>(c.id2label.size());
+}
+
+// BERT, RoBERTa, USE-lite: BertConfig's names, the sizes required.
+void read_bert_like(const json& j, ModelConfig& c, const std::string& src) {
   if (c.is_roberta()) {  // RoBERTa's defaults differ from BERT's
     c.vocab_size = 50265;
     c.type_vocab_size = 1;
@@ -62,27 +75,179 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   get_optional(j, "layer_norm_eps", c.layer_norm_eps, src);
   get_optional(j, "initializer_range", c.initializer_range, src);
   get_optional(j, "pad_token_id", c.pad_token_id, src);
+  get_optional(j, "pair_mode", c.pair_mode, src);
+  std::string pet = "absolute";
+  get_optional(j, "position_embedding_type", pet, src);
+  if (pet != "absolute")
+    throw Error(src + ": position_embedding_type '" + pet + "' is not supported (absolute)");
+}
+
+// DistilBertConfig: dim, n_layers, n_heads, hidden_dim, dropout, attention_dropout, activation.
+void read_distilbert(const json& j, ModelConfig& c, const std::string& src) {
+  c.layer_norm_eps = 1e-12;  // fixed in modeling_distilbert.py
+  c.type_vocab_size = 1;
+  c.hidden_act = "gelu";
+  get_required(j, "vocab_size", c.vocab_size, src);
+  get_required(j, "dim", c.hidden_size, src);
+  get_required(j, "n_layers", c.num_hidden_layers, src);
+  get_required(j, "n_heads", c.num_attention_heads, src);
+  get_required(j, "hidden_dim", c.intermediate_size, src);
+  get_optional(j, "max_position_embeddings", c.max_position_embeddings, src);
+  get_optional(j, "activation", c.hidden_act, src);
+  get_optional(j, "dropout", c.hidden_dropout_prob, src);
+  get_optional(j, "attention_dropout", c.attention_probs_dropout_prob, src);
+  get_optional(j, "seq_classif_dropout", c.seq_classif_dropout, src);
+  get_optional(j, "sinusoidal_pos_embds", c.sinusoidal_pos_embds, src);
+  get_optional(j, "initializer_range", c.initializer_range, src);
+  get_optional(j, "pad_token_id", c.pad_token_id, src);
+  if (c.hidden_act != "gelu" && c.hidden_act != "relu")
+    throw Error(src + ": activation '" + c.hidden_act + "' is not supported for distilbert (gelu, relu)");
+}
+
+// DebertaV2Config plus the settings modeling_deberta_v2.py reads with getattr.
+void read_deberta_v2(const json& j, ModelConfig& c, const std::string& src) {
+  c.vocab_size = 128100;
+  c.type_vocab_size = 0;
+  c.layer_norm_eps = 1e-7;
+  get_required(j, "vocab_size", c.vocab_size, src);
+  get_required(j, "hidden_size", c.hidden_size, src);
+  get_required(j, "num_hidden_layers", c.num_hidden_layers, src);
+  get_required(j, "num_attention_heads", c.num_attention_heads, src);
+  get_required(j, "intermediate_size", c.intermediate_size, src);
+  get_optional(j, "hidden_act", c.hidden_act, src);
+  get_optional(j, "hidden_dropout_prob", c.hidden_dropout_prob, src);
+  get_optional(j, "attention_probs_dropout_prob", c.attention_probs_dropout_prob, src);
+  get_optional(j, "max_position_embeddings", c.max_position_embeddings, src);
+  get_optional(j, "type_vocab_size", c.type_vocab_size, src);
+  get_optional(j, "layer_norm_eps", c.layer_norm_eps, src);
+  get_optional(j, "initializer_range", c.initializer_range, src);
+  get_optional(j, "pad_token_id", c.pad_token_id, src);
+  get_optional(j, "relative_attention", c.relative_attention, src);
+  get_optional(j, "max_relative_positions", c.max_relative_positions, src);
+  get_optional(j, "position_buckets", c.position_buckets, src);
+  get_optional(j, "share_att_key", c.share_att_key, src);
+  get_optional(j, "norm_rel_ebd", c.norm_rel_ebd, src);
+  get_optional(j, "position_biased_input", c.position_biased_input, src);
+  get_optional(j, "embedding_size", c.embedding_size, src);
+  get_optional(j, "pooler_hidden_size", c.pooler_hidden_size, src);
+  get_optional(j, "pooler_hidden_act", c.pooler_hidden_act, src);
+  get_optional(j, "pooler_dropout", c.pooler_dropout, src);
+  get_optional(j, "cls_dropout", c.cls_dropout, src);
+  // pos_att_type: a list, or a "p2c|c2p" string (DebertaV2Config lower-cases and splits it).
+  if (j.contains("pos_att_type") && !j["pos_att_type"].is_null()) {
+    const auto& v = j["pos_att_type"];
+    std::vector<std::string> parts;
+    if (v.is_string()) {
+      std::string s = v.get<std::string>(), cur;
+      for (char ch : s + "|") {
+        if (ch == '|') {
+          if (!cur.empty()) parts.push_back(cur);
+          cur.clear();
+        } else {
+          cur += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        }
+      }
+    } else if (v.is_array()) {
+      for (auto& e : v) {
+        if (!e.is_string()) throw Error(src + ": 'pos_att_type' must hold strings, got " + v.dump());
+        parts.push_back(e.get<std::string>());
+      }
+    } else {
+      throw Error(src + ": key 'pos_att_type' has the wrong type (" + v.dump() + ")");
+    }
+    for (auto& p : parts) {
+      if (p != "c2p" && p != "p2c")
+        throw Error(src + ": pos_att_type '" + p + "' is not supported (c2p, p2c)");
+      if (std::find(c.pos_att_type.begin(), c.pos_att_type.end(), p) == c.pos_att_type.end())
+        c.pos_att_type.push_back(p);
+    }
+  }
+  int64_t conv = 0;
+  get_optional(j, "conv_kernel_size", conv, src);
+  if (conv > 0) throw Error(src + ": conv_kernel_size " + std::to_string(conv) + " (DeBERTa's ConvLayer) is not supported");
+  if (j.contains("attention_head_size") && !j["attention_head_size"].is_null()) {
+    int64_t ahs = 0;
+    get_optional(j, "attention_head_size", ahs, src);
+    if (c.num_attention_heads > 0 && ahs * c.num_attention_heads != c.hidden_size)
+      throw Error(src + ": attention_head_size " + std::to_string(ahs) + " × heads != hidden_size is not supported");
+  }
+  if (c.norm_rel_ebd != "none" && c.norm_rel_ebd != "layer_norm")
+    throw Error(src + ": norm_rel_ebd '" + c.norm_rel_ebd + "' is not supported (none, layer_norm)");
+}
+
+// ViTConfig.
+void read_vit(const json& j, ModelConfig& c, const std::string& src) {
+  c.hidden_dropout_prob = 0.0;
+  c.attention_probs_dropout_prob = 0.0;
+  c.type_vocab_size = 1;
+  c.vocab_size = 1;
+  c.pad_token_id = 0;
+  get_required(j, "hidden_size", c.hidden_size, src);
+  get_required(j, "num_hidden_layers", c.num_hidden_layers, src);
+  get_required(j, "num_attention_heads", c.num_attention_heads, src);
+  get_required(j, "intermediate_size", c.intermediate_size, src);
+  get_optional(j, "hidden_act", c.hidden_act, src);
+  get_optional(j, "hidden_dropout_prob", c.hidden_dropout_prob, src);
+  get_optional(j, "attention_probs_dropout_prob", c.attention_probs_dropout_prob, src);
+  get_optional(j, "layer_norm_eps", c.layer_norm_eps, src);
+  get_optional(j, "initializer_range", c.initializer_range, src);
+  get_optional(j, "image_size", c.image_size, src);
+  get_optional(j, "patch_size", c.patch_size, src);
+  get_optional(j, "num_channels", c.num_channels, src);
+  get_optional(j, "qkv_bias", c.qkv_bias, src);
+  c.max_position_embeddings = (c.image_size / std::max<int64_t>(c.patch_size, 1)) *
+                                  (c.image_size / std::max<int64_t>(c.patch_size, 1)) + 1;
+}
+}  // namespace
+
+ModelConfig ModelConfig::from_json_text(const std::string& text, const std::string& src) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw Error(src + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw Error(src + ": expected a JSON object");
+  ModelConfig c;
+  get_required(j, "model_type", c.model_type, src);
+  if (c.model_type == "bert" || c.model_type == "roberta" || c.model_type == "use-lite")
+    read_bert_like(j, c, src);
+  else if (c.model_type == "distilbert")
+    read_distilbert(j, c, src);
+  else if (c.model_type == "deberta-v2")
+    read_deberta_v2(j, c, src);
+  else if (c.model_type == "vit")
+    read_vit(j, c, src);
+  else
+    throw Error(src + ": model_type '" + c.model_type + "' is not supported (" + kFamilies + ")");
   get_optional(j, "problem_type", c.problem_type, src);
   get_optional(j, "torch_dtype", c.torch_dtype, src);
-  get_optional(j, "pair_mode", c.pair_mode, src);
-  if (j.contains("id2label") && j["id2label"].is_object()) {
-    const auto& m = j["id2label"];
-    c.id2label.assign(m.size(), "");
-    for (auto& [k, v] : m.items()) {
-      size_t idx = 0;
-      try {
-        idx = std::stoul(k);
-      } catch (...) {
-        throw Error(src + ": id2label key '" + k + "' is not an integer");
-      }
-      if (idx >= m.size() || !v.is_string()) throw Error(src + ": id2label is not a dense 0..n-1 map");
-      c.id2label[idx] = v.get<std::string>();
-    }
-    c.num_labels = static_cast<int64_t>(c.id2label.size());
-  }
+  read_id2label(j, c, src);
   get_optional(j, "num_labels", c.num_labels, src);
   c.validate(src);
   return c;
+}
+
+std::string ModelConfig::base_prefix() const {
+  if (model_type == "deberta-v2") return "deberta";
+  if (model_type == "use-lite") return "use";
+  return model_type;
+}
+
+std::vector<std::string> ModelConfig::default_lora_targets() const {
+  if (model_type == "distilbert") return {"q_lin", "v_lin"};
+  if (model_type == "deberta-v2") return {"query_proj", "value_proj"};
+  return {"query", "value"};
+}
+
+std::vector<std::string> ModelConfig::head_modules() const {
+  if (model_type == "distilbert") return {"pre_classifier", "classifier"};
+  if (model_type == "deberta-v2") return {"pooler", "classifier"};
+  return {"classifier"};
+}
+
+int64_t ModelConfig::relative_span() const {
+  return position_buckets > 0 ? position_buckets : effective_max_relative_positions();
 }
 
 void ModelConfig::validate(const std::string& src) const {
@@ -95,8 +260,30 @@ void ModelConfig::validate(const std::string& src) const {
   positive(num_attention_heads, "num_attention_heads");
   positive(intermediate_size, "intermediate_size");
   positive(max_position_embeddings, "max_position_embeddings");
-  positive(type_vocab_size, "type_vocab_size");
+  if (model_type == "deberta-v2") {
+    if (type_vocab_size < 0) throw Error(src + ": 'type_vocab_size' must not be negative");
+  } else {
+    positive(type_vocab_size, "type_vocab_size");
+  }
   positive(num_labels, "num_labels");
+  if (model_type == "vit") {
+    positive(image_size, "image_size");
+    positive(patch_size, "patch_size");
+    positive(num_channels, "num_channels");
+    if (patch_size > image_size) throw Error(src + ": patch_size is larger than image_size");
+  }
+  if (model_type == "deberta-v2") {
+    if (embedding_size == 0 || pooler_hidden_size == 0)
+      throw Error(src + ": embedding_size / pooler_hidden_size must be positive");
+    if (relative_attention && position_buckets > 0 && position_buckets < 2)
+      throw Error(src + ": position_buckets must be at least 2");
+    if (relative_attention && position_buckets > 0 && effective_max_relative_positions() <= position_buckets / 2)
+      throw Error(src + ": max_relative_positions (" + std::to_string(effective_max_relative_positions()) +
+                  ") must exceed position_buckets / 2 for log buckets");
+    if (pooler_hidden_act != "gelu" && pooler_hidden_act != "relu" && pooler_hidden_act != "gelu_new" &&
+        pooler_hidden_act != "silu" && pooler_hidden_act != "tanh")
+      throw Error(src + ": pooler_hidden_act '" + pooler_hidden_act + "' is not supported");
+  }
   if (hidden_size % num_attention_heads != 0)
     throw Error(src + ": hidden_size " + std::to_string(hidden_size) + " is not a multiple of num_attention_heads " +
                 std::to_string(num_attention_heads));
@@ -110,29 +297,73 @@ ModelConfig ModelConfig::from_file(const std::string& path) { return from_json_t
 
 std::string ModelConfig::to_json_text() const {
   nlohmann::ordered_json j;
-  j["architectures"] = {model_type == "use-lite" ? "UseLiteForSequenceClassification"
-                        : is_roberta()          ? "RobertaForSequenceClassification"
-                                                : "BertForSequenceClassification"};
+  const char* arch = model_type == "use-lite"     ? "UseLiteForSequenceClassification"
+                     : is_roberta()               ? "RobertaForSequenceClassification"
+                     : model_type == "distilbert" ? "DistilBertForSequenceClassification"
+                     : model_type == "deberta-v2" ? "DebertaV2ForSequenceClassification"
+                     : is_vit()                   ? "ViTForImageClassification"
+                                                  : "BertForSequenceClassification";
+  j["architectures"] = {arch};
   j["model_type"] = model_type;
-  j["vocab_size"] = vocab_size;
-  j["hidden_size"] = hidden_size;
-  j["num_hidden_layers"] = num_hidden_layers;
-  j["num_attention_heads"] = num_attention_heads;
-  j["intermediate_size"] = intermediate_size;
-  j["hidden_act"] = hidden_act;
-  j["hidden_dropout_prob"] = hidden_dropout_prob;
-  j["attention_probs_dropout_prob"] = attention_probs_dropout_prob;
-  if (classifier_dropout >= 0) j["classifier_dropout"] = classifier_dropout;
-  j["max_position_embeddings"] = max_position_embeddings;
-  j["type_vocab_size"] = type_vocab_size;
-  j["layer_norm_eps"] = layer_norm_eps;
-  j["initializer_range"] = initializer_range;
-  j["pad_token_id"] = pad_token_id;
-  if (is_roberta()) {
-    j["bos_token_id"] = 0;
-    j["eos_token_id"] = 2;
+  if (model_type == "distilbert") {
+    j["vocab_size"] = vocab_size;
+    j["dim"] = hidden_size;
+    j["n_layers"] = num_hidden_layers;
+    j["n_heads"] = num_attention_heads;
+    j["hidden_dim"] = intermediate_size;
+    j["activation"] = hidden_act;
+    j["dropout"] = hidden_dropout_prob;
+    j["attention_dropout"] = attention_probs_dropout_prob;
+    j["seq_classif_dropout"] = seq_classif_dropout;
+    j["qa_dropout"] = 0.1;
+    j["max_position_embeddings"] = max_position_embeddings;
+    j["sinusoidal_pos_embds"] = sinusoidal_pos_embds;
+    j["initializer_range"] = initializer_range;
+    j["pad_token_id"] = pad_token_id;
+  } else {
+    if (!is_vit()) j["vocab_size"] = vocab_size;
+    j["hidden_size"] = hidden_size;
+    j["num_hidden_layers"] = num_hidden_layers;
+    j["num_attention_heads"] = num_attention_heads;
+    j["intermediate_size"] = intermediate_size;
+    j["hidden_act"] = hidden_act;
+    j["hidden_dropout_prob"] = hidden_dropout_prob;
+    j["attention_probs_dropout_prob"] = attention_probs_dropout_prob;
+    if (classifier_dropout >= 0 && !is_vit() && model_type != "deberta-v2") j["classifier_dropout"] = classifier_dropout;
+    if (!is_vit()) {
+      j["max_position_embeddings"] = max_position_embeddings;
+      j["type_vocab_size"] = type_vocab_size;
+    }
+    j["layer_norm_eps"] = layer_norm_eps;
+    j["initializer_range"] = initializer_range;
+    if (!is_vit()) j["pad_token_id"] = pad_token_id;
+    if (is_roberta()) {
+      j["bos_token_id"] = 0;
+      j["eos_token_id"] = 2;
+    }
+    if (model_type == "bert" || is_roberta() || model_type == "use-lite") j["position_embedding_type"] = "absolute";
   }
-  j["position_embedding_type"] = "absolute";
+  if (model_type == "deberta-v2") {
+    j["relative_attention"] = relative_attention;
+    j["max_relative_positions"] = max_relative_positions;
+    j["position_buckets"] = position_buckets;
+    j["pos_att_type"] = pos_att_type;
+    j["share_att_key"] = share_att_key;
+    j["norm_rel_ebd"] = norm_rel_ebd;
+    j["position_biased_input"] = position_biased_input;
+    if (embedding_size > 0) j["embedding_size"] = embedding_size;
+    j["pooler_hidden_size"] = pooler_hidden_size > 0 ? pooler_hidden_size : hidden_size;
+    j["pooler_hidden_act"] = pooler_hidden_act;
+    j["pooler_dropout"] = pooler_dropout;
+    if (cls_dropout >= 0) j["cls_dropout"] = cls_dropout;
+  }
+  if (is_vit()) {
+    j["image_size"] = image_size;
+    j["patch_size"] = patch_size;
+    j["num_channels"] = num_channels;
+    j["qkv_bias"] = qkv_bias;
+    j["encoder_stride"] = patch_size;
+  }
   if (!problem_type.empty()) j["problem_type"] = problem_type;
   nlohmann::ordered_json i2l = nlohmann::ordered_json::object(), l2i = nlohmann::ordered_json::object();
   for (int64_t i = 0; i < num_labels; ++i) {

@@ -1,5 +1,8 @@
 #include "models/layers.h"
 
+#include <cmath>
+#include <limits>
+
 #include "core/errors.h"
 
 namespace lorakit {
@@ -47,6 +50,62 @@ ClassificationHeadImpl::ClassificationHeadImpl(int64_t in, int64_t hidden, int64
 
 at::Tensor ClassificationHeadImpl::forward(const at::Tensor& x) {
   return out_proj(dropout(at::tanh(dense(dropout(x)))));
+}
+
+void init_hf_weights(torch::nn::Module& root, double std, bool truncated) {
+  torch::NoGradGuard g;
+  auto normal = [&](at::Tensor& w) {
+    if (!truncated) {
+      w.normal_(0.0, std);
+      return;
+    }
+    // torch.nn.init.trunc_normal_(w, 0, std, -2 std, 2 std) by rejection: redraw what falls outside.
+    w.normal_(0.0, std);
+    for (int i = 0; i < 64; ++i) {
+      at::Tensor out = w.abs().gt(2 * std);
+      if (!out.any().item<bool>()) break;
+      w.masked_scatter_(out, at::empty_like(w).normal_(0.0, std).masked_select(out));
+    }
+    w.clamp_(-2 * std, 2 * std);
+  };
+  for (auto& m : root.modules(/*include_self=*/false)) {
+    if (auto* lin = m->as<AdaptableLinearImpl>()) {
+      normal(lin->weight);
+      if (lin->bias.defined()) lin->bias.zero_();
+    } else if (auto* conv = m->as<torch::nn::Conv2dImpl>()) {
+      normal(conv->weight);
+      if (conv->bias.defined()) conv->bias.zero_();
+    } else if (auto* emb = m->as<torch::nn::EmbeddingImpl>()) {
+      emb->weight.normal_(0.0, std);
+      if (emb->options.padding_idx()) emb->weight[*emb->options.padding_idx()].zero_();
+    } else if (auto* ln = m->as<torch::nn::LayerNormImpl>()) {
+      ln->weight.fill_(1.0);
+      ln->bias.zero_();
+    }
+  }
+}
+
+at::Tensor apply_activation(const std::string& act, const at::Tensor& h) {
+  if (act == "gelu") return at::gelu(h);
+  if (act == "gelu_new") return at::gelu(h, "tanh");
+  if (act == "relu") return at::relu(h);
+  if (act == "silu") return at::silu(h);
+  if (act == "tanh") return at::tanh(h);
+  throw Error("activation '" + act + "' is not supported");
+}
+
+at::Tensor additive_mask_bias(const at::Tensor& attention_mask, at::ScalarType dtype) {
+  const double neg = dtype == at::kDouble ? std::numeric_limits<double>::lowest() : std::numeric_limits<float>::lowest();
+  return (1.0 - attention_mask.to(dtype)).unsqueeze(1).unsqueeze(2) * neg;
+}
+
+void check_token_ids(const at::Tensor& input_ids, int64_t vocab_size) {
+  if (input_ids.dim() != 2) throw Error("input_ids must be [batch, seq], got " + std::to_string(input_ids.dim()) + " dims");
+  if (input_ids.numel() == 0) return;
+  const int64_t lo = input_ids.min().item<int64_t>(), hi = input_ids.max().item<int64_t>();
+  if (lo < 0 || hi >= vocab_size)
+    throw Error("token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the model's vocabulary (vocab_size " +
+                std::to_string(vocab_size) + "): tokenizer and model do not match");
 }
 
 }  // namespace lorakit

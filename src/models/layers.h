@@ -9,6 +9,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <memory>
+#include <string>
 
 namespace lorakit {
 
@@ -50,5 +51,20 @@ struct ClassificationHeadImpl : torch::nn::Module {
   torch::nn::Dropout dropout{nullptr};
 };
 TORCH_MODULE(ClassificationHead);
+
+// Hugging Face's _init_weights over every sub-module: linear (and conv) weights N(0, std) — or
+// truncated to ±2 std when `truncated` (ViT) — zero biases, embeddings N(0, std) with the padding row
+// zero, LayerNorm (1, 0). Uses the global generator: seed it first.
+void init_hf_weights(torch::nn::Module& root, double std, bool truncated = false);
+
+// transformers' ACT2FN for the activations lorakit supports: gelu (erf), gelu_new (tanh), relu, silu, tanh.
+at::Tensor apply_activation(const std::string& act, const at::Tensor& x);
+
+// Additive attention bias [B, 1, 1, T] from a [B, T] 0/1 mask, as Hugging Face builds it: 0 where
+// attended, the dtype's lowest value where masked.
+at::Tensor additive_mask_bias(const at::Tensor& attention_mask, at::ScalarType dtype);
+
+// A length check that names the model's limit (shared by the text encoders).
+void check_token_ids(const at::Tensor& input_ids, int64_t vocab_size);
 
 }  // namespace lorakit

@@ -1,6 +1,6 @@
 // The model the trainer fine-tunes: an encoder plus a task head producing logits [B, num_labels]
-// (num_labels = 1 for regression). BERT / RoBERTa (models/bert.h) and USE-lite (models/use_lite_task.h)
-// implement it; methods and the trainer only see this interface.
+// (num_labels = 1 for regression). BERT / RoBERTa (models/bert.h), DistilBERT, DeBERTa-v2, ViT and USE-lite
+// (models/use_lite_task.h) implement it; methods and the trainer only see this interface.
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
@@ -16,6 +16,9 @@ struct TaskModelImpl : torch::nn::Module {
   // input_ids / attention_mask / token_type_ids: [B, T] int64 (token types may be undefined).
   virtual at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                              const at::Tensor& token_type_ids) = 0;
+  // Image models (ViT): pixel_values [B, C, H, W] floating, already normalised. Text models throw.
+  virtual at::Tensor forward_pixels(const at::Tensor& pixel_values);
+  virtual bool takes_pixels() const { return false; }
   // Hugging Face-style initialisation of whatever is not loaded from a checkpoint (uses the global
   // generator: seed it first).
   virtual void init_weights() = 0;

@@ -6,7 +6,8 @@ bool is_no_decay_param(const std::string& name) {
   auto ends_with = [&](const std::string& s) {
     return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
   };
-  return ends_with(".bias") || name.find("LayerNorm") != std::string::npos || name.find("layer_norm") != std::string::npos;
+  return ends_with(".bias") || name.find("LayerNorm") != std::string::npos || name.find("layer_norm") != std::string::npos ||
+         name.find("layernorm") != std::string::npos;  // ViT's layernorm_before / _after / vit.layernorm
 }
 
 std::vector<ParamGroup> Method::param_groups(SequenceClassifier& model, double weight_decay) {

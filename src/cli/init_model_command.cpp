@@ -1,0 +1,175 @@
+// init-model: a randomly initialised model directory in Hugging Face layout for any family, with the
+// family's own tokenizer files (WordPiece vocab.txt; RoBERTa's vocab.json + merges.txt; DeBERTa's
+// spm.model) or, for ViT, preprocessor_config.json.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "core/errors.h"
+#include "core/fileutil.h"
+#include "models/checkpoint.h"
+#include "models/vit.h"
+#include "text/tokenizer.h"
+
+namespace lorakit::cli {
+namespace {
+
+struct Opts {
+  std::string arch = "bert", vocab, out;
+  int64_t hidden = 64, layers = 2, heads = 4, intermediate = 128, max_pos = 512, num_labels = 2;
+  int64_t image_size = 224, patch_size = 16, channels = 3, position_buckets = -1;
+  uint64_t seed = 42;
+};
+
+// ../shared/data/<rel> next to the source tree the binary was built in (build/lorakit → <repo>/../shared),
+// or under $LORAKIT_SHARED_DIR. Empty when neither exists.
+std::string find_shared_data(const std::string& rel) {
+  std::vector<std::filesystem::path> roots;
+  if (const char* env = std::getenv("LORAKIT_SHARED_DIR")) roots.emplace_back(env);
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    roots.push_back(exe.parent_path().parent_path().parent_path() / "shared");
+    roots.push_back(exe.parent_path().parent_path() / "shared");
+  }
+  for (auto& r : roots)
+    if (std::filesystem::exists(r / "data" / rel)) return (r / "data" / rel).string();
+  return "";
+}
+
+std::string default_vocab(const std::string& arch) {
+  const std::string rel = arch == "roberta" ? "vocab/roberta-base" : "vocab/bert-base-uncased-vocab.txt";
+  std::string p = find_shared_data(rel);
+  if (p.empty())
+    throw Error("init-model --arch " + arch + ": no --vocab given and ../shared/data/" + rel +
+                " not found (set LORAKIT_SHARED_DIR or pass --vocab)");
+  return p;
+}
+
+struct TokenizerInfo {
+  int64_t vocab_size = 0, pad_id = 0;
+};
+
+// Writes the tokenizer files of `arch` into `out` and tells the vocabulary size and pad id.
+TokenizerInfo write_tokenizer(const Opts& o) {
+  TokenizerInfo info;
+  std::string vocab = o.vocab.empty() ? default_vocab(o.arch) : o.vocab;
+  // A WordPiece vocab.txt (any text family may use one).
+  auto tok = text::BertTokenizer::from_vocab_file(vocab);
+  info.vocab_size = static_cast<int64_t>(tok.vocab_size());
+  info.pad_id = tok.pad_id();
+  tok.save_vocab(join_path(o.out, "vocab.txt"));
+  const char* cls = o.arch == "distilbert" ? "DistilBertTokenizer" : "BertTokenizer";
+  nlohmann::ordered_json tc = {{"tokenizer_class", cls}, {"do_lower_case", true}, {"model_max_length", o.max_pos}};
+  write_text_atomically(join_path(o.out, "tokenizer_config.json"), tc.dump(2) + "\n");
+  return info;
+}
+
+ModelConfig make_config(const Opts& o, const TokenizerInfo& t) {
+  ModelConfig c;
+  c.model_type = o.arch;
+  c.vocab_size = t.vocab_size;
+  c.hidden_size = o.hidden;
+  c.num_hidden_layers = o.layers;
+  c.num_attention_heads = o.heads;
+  c.intermediate_size = o.intermediate;
+  c.num_labels = o.num_labels;
+  c.pad_token_id = t.pad_id;
+  c.max_position_embeddings = o.max_pos;
+  if (c.is_roberta()) {
+    c.type_vocab_size = 1;
+    c.layer_norm_eps = 1e-5;
+    c.max_position_embeddings = o.max_pos + c.pad_token_id + 1;
+  } else if (o.arch == "distilbert") {
+    c.type_vocab_size = 1;
+  } else if (o.arch == "deberta-v2") {
+    // deberta-v3-base's settings: log-bucketed relative positions, shared keys, p2c + c2p.
+    c.type_vocab_size = 0;
+    c.layer_norm_eps = 1e-7;
+    c.relative_attention = true;
+    c.position_buckets = o.position_buckets > 0 ? o.position_buckets : std::min<int64_t>(256, o.max_pos);
+    c.max_relative_positions = -1;
+    c.share_att_key = true;
+    c.pos_att_type = {"p2c", "c2p"};
+    c.norm_rel_ebd = "layer_norm";
+    c.position_biased_input = false;
+  } else if (o.arch == "vit") {
+    c.vocab_size = 1;
+    c.pad_token_id = 0;
+    c.type_vocab_size = 1;
+    c.hidden_dropout_prob = c.attention_probs_dropout_prob = 0.0;
+    c.image_size = o.image_size;
+    c.patch_size = o.patch_size;
+    c.num_channels = o.channels;
+    c.max_position_embeddings = (o.image_size / o.patch_size) * (o.image_size / o.patch_size) + 1;
+  }
+  return c;
+}
+
+}  // namespace
+
+void register_init_model_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("init-model", "Write a randomly initialised model directory (Hugging Face layout)");
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--arch", o->arch, "bert | roberta | distilbert | deberta-v2 | vit")
+      ->check(CLI::IsMember({"bert", "roberta", "distilbert", "deberta-v2", "vit"}));
+  cmd->add_option("--hidden", o->hidden, "hidden size");
+  cmd->add_option("--layers", o->layers, "number of layers");
+  cmd->add_option("--heads", o->heads, "attention heads");
+  cmd->add_option("--intermediate", o->intermediate, "feed-forward size");
+  cmd->add_option("--max-position", o->max_pos, "longest sequence in tokens");
+  cmd->add_option("--num-labels", o->num_labels, "classifier outputs");
+  cmd->add_option("--vocab", o->vocab,
+                  "tokenizer: a WordPiece vocab.txt (default for bert/distilbert: ../shared's bert-base-uncased)");
+  cmd->add_option("--position-buckets", o->position_buckets, "deberta-v2: relative-position buckets (default min(256, max-position))");
+  cmd->add_option("--image-size", o->image_size, "vit: image height and width");
+  cmd->add_option("--patch-size", o->patch_size, "vit: patch height and width");
+  cmd->add_option("--channels", o->channels, "vit: image channels");
+  cmd->add_option("--seed", o->seed, "random seed");
+  cmd->add_option("--out", o->out, "output directory")->required();
+  cmd->callback([o] {
+    if (o->arch == "vit" && !o->vocab.empty()) throw Error("init-model --arch vit: ViT has no tokenizer (drop --vocab)");
+    if (o->arch == "vit" && (o->patch_size <= 0 || o->image_size < o->patch_size))
+      throw Error("init-model: --image-size must be at least --patch-size (> 0)");
+    // Everything is written into a temporary directory first: a failure leaves `out` as it was.
+    const std::string final_out = o->out;
+    Opts tmp = *o;
+    tmp.out = final_out + ".tmp-init." + std::to_string(::getpid());
+    std::filesystem::remove_all(tmp.out);
+    make_dirs(tmp.out);
+    try {
+      TokenizerInfo t{1, 0};
+      if (o->arch != "vit") t = write_tokenizer(tmp);
+      ModelConfig c = make_config(tmp, t);
+      c.validate("init-model");
+      torch::manual_seed(o->seed);
+      SequenceClassifier m(c);
+      m->init_weights();
+      save_model(m, c, tmp.out);
+      if (c.is_vit()) {
+        ImageProcessorConfig p = ImageProcessorConfig::for_model(tmp.out, c);
+        write_text_atomically(join_path(tmp.out, "preprocessor_config.json"), p.to_json_text());
+      }
+      make_dirs(final_out);
+      for (auto& e : std::filesystem::directory_iterator(tmp.out))
+        std::filesystem::rename(e.path(), std::filesystem::path(final_out) / e.path().filename());
+      std::filesystem::remove_all(tmp.out);
+      int64_t n = 0;
+      for (auto& p : m->parameters()) n += p.numel();
+      fmt::print("wrote {} ({} {} layers, hidden {}, {} parameters)\n", final_out, c.model_type, c.num_hidden_layers,
+                 c.hidden_size, n);
+    } catch (...) {
+      std::error_code ec;
+      std::filesystem::remove_all(tmp.out, ec);
+      throw;
+    }
+  });
+}
+
+}  // namespace lorakit::cli

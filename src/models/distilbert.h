@@ -1,0 +1,85 @@
+// DistilBERT (model_type "distilbert") with DistilBertForSequenceClassification's head. Parameter names
+// are exactly Hugging Face's: "distilbert.embeddings.word_embeddings.weight",
+// "distilbert.transformer.layer.0.attention.q_lin.weight", ".sa_layer_norm", ".ffn.lin1",
+// ".output_layer_norm", "pre_classifier.weight", "classifier.weight".
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/normalization.h>
+
+#include "models/config.h"
+#include "models/layers.h"
+#include "models/task_model.h"
+
+namespace lorakit {
+
+struct DistilBertEmbeddingsImpl : torch::nn::Module {
+  explicit DistilBertEmbeddingsImpl(const ModelConfig& c);
+  at::Tensor forward(const at::Tensor& input_ids);  // word + position (no token types), LayerNorm, dropout
+  ModelConfig cfg;
+  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(DistilBertEmbeddings);
+
+struct DistilBertAttentionImpl : torch::nn::Module {
+  explicit DistilBertAttentionImpl(const ModelConfig& c);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias);
+  int64_t heads, head_dim;
+  AdaptableLinear q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(DistilBertAttention);
+
+struct DistilBertFFNImpl : torch::nn::Module {
+  explicit DistilBertFFNImpl(const ModelConfig& c);
+  at::Tensor forward(const at::Tensor& x);  // dropout(lin2(act(lin1(x))))
+  std::string act;
+  AdaptableLinear lin1{nullptr}, lin2{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(DistilBertFFN);
+
+struct DistilBertBlockImpl : torch::nn::Module {
+  explicit DistilBertBlockImpl(const ModelConfig& c);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias);
+  DistilBertAttention attention{nullptr};
+  torch::nn::LayerNorm sa_layer_norm{nullptr}, output_layer_norm{nullptr};
+  DistilBertFFN ffn{nullptr};
+};
+TORCH_MODULE(DistilBertBlock);
+
+struct DistilBertTransformerImpl : torch::nn::Module {
+  explicit DistilBertTransformerImpl(const ModelConfig& c);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias);
+  torch::nn::ModuleList layer{nullptr};
+};
+TORCH_MODULE(DistilBertTransformer);
+
+struct DistilBertModelImpl : torch::nn::Module {
+  explicit DistilBertModelImpl(const ModelConfig& c);
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask);  // [B, T, dim]
+  DistilBertEmbeddings embeddings{nullptr};
+  DistilBertTransformer transformer{nullptr};
+};
+TORCH_MODULE(DistilBertModel);
+
+// classifier(dropout(relu(pre_classifier(h[:, 0])))); num_labels == 1 is regression.
+struct DistilBertClassifierImpl : TaskModelImpl {
+  explicit DistilBertClassifierImpl(const ModelConfig& c);
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                     const at::Tensor& token_type_ids) override;
+  void init_weights() override;
+  DistilBertModel base{nullptr};
+  AdaptableLinear pre_classifier{nullptr}, classifier{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+
+// The sinusoidal table transformers writes into position_embeddings when sinusoidal_pos_embds is set:
+// even columns sin(pos / 10000^(2i/dim)), odd columns cos of the same.
+at::Tensor sinusoidal_positions(int64_t n_pos, int64_t dim);
+
+}  // namespace lorakit
