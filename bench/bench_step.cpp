@@ -1,6 +1,9 @@
-// Training-step benchmark on a randomly initialised BERT-shaped model (BERT-base by default).
+// Training-step benchmark on a randomly initialised BERT-shaped model (BERT-base by default) of any
+// family (--arch bert | roberta | distilbert | deberta-v2 | vit; the family's own LoRA targets unless
+// --target-modules is given; ViT takes --image-size × --image-size pixels in --patch-size patches).
 //
 //   build/bench_step --method lora --steps 5            # LoRA r=8 on query,value, batch 32, seq 128
+//   build/bench_step --arch deberta-v2 --method lora    # deberta-v3-base's attention settings
 //   build/bench_step --method full --layers 2
 //   build/bench_step --method gr-lora --opt gr_penalty=naive
 //
@@ -22,12 +25,16 @@ using namespace lorakit;
 int main(int argc, char** argv) {
   ensure_blas_environment(argc, argv);
   CLI::App app{"lorakit training-step benchmark"};
-  std::string method = "lora", targets = "query,value";
+  std::string method = "lora", targets, arch = "bert";
+  int64_t image_size = 176, patch_size = 16;
   int64_t layers = 12, hidden = 768, heads = 12, inter = 3072, vocab = 30522, batch = 32, seq = 128, r = 8;
   int steps = 5, warmup = 1, threads = 0;
   std::vector<std::string> opts;
   bool json_out = false, stats = false;
   app.add_option("--method", method);
+  app.add_option("--arch", arch, "bert | roberta | distilbert | deberta-v2 | vit");
+  app.add_option("--image-size", image_size, "vit: image side (176 / 16 → 121 patches + [CLS] = 122 tokens)");
+  app.add_option("--patch-size", patch_size, "vit: patch side");
   app.add_option("--layers", layers);
   app.add_option("--hidden", hidden);
   app.add_option("--heads", heads);
@@ -47,6 +54,29 @@ int main(int argc, char** argv) {
   configure_threads(threads);
 
   ModelConfig c;
+  c.model_type = arch;
+  if (arch == "roberta") {
+    c.pad_token_id = 1;
+    c.type_vocab_size = 1;
+    c.max_position_embeddings = 514;
+  } else if (arch == "distilbert") {
+    c.type_vocab_size = 1;
+  } else if (arch == "deberta-v2") {  // deberta-v3-base
+    c.type_vocab_size = 0;
+    c.relative_attention = true;
+    c.position_buckets = 256;
+    c.share_att_key = true;
+    c.pos_att_type = {"p2c", "c2p"};
+    c.norm_rel_ebd = "layer_norm";
+    c.position_biased_input = false;
+  } else if (arch == "vit") {
+    c.image_size = image_size;
+    c.patch_size = patch_size;
+    c.max_position_embeddings = (image_size / patch_size) * (image_size / patch_size) + 1;
+  } else if (arch != "bert") {
+    fmt::print(stderr, "--arch: unknown family '{}'\n", arch);
+    return 2;
+  }
   c.vocab_size = vocab;
   c.hidden_size = hidden;
   c.num_hidden_layers = layers;
@@ -61,6 +91,8 @@ int main(int argc, char** argv) {
   mo.lora.r = r;
   mo.lora.lora_alpha = 2.0 * r;
   mo.lora.target_modules.clear();
+  if (targets.empty()) mo.lora.target_modules = c.default_lora_targets();
+  mo.lora.modules_to_save = c.head_modules();
   for (size_t p = 0, q; p <= targets.size(); p = q + 1) {
     q = targets.find(',', p);
     if (q == std::string::npos) q = targets.size();
@@ -91,6 +123,7 @@ int main(int argc, char** argv) {
   b.attention_mask = at::ones({batch, seq}, at::kLong);
   b.token_type_ids = at::zeros({batch, seq}, at::kLong);
   b.labels = at::randint(0, 2, {batch}, at::kLong);
+  if (c.is_vit()) b.pixel_values = at::randn({batch, 3, image_size, image_size});
 
   std::vector<double> ms;
   for (int i = 0; i < warmup + steps; ++i) {
@@ -109,14 +142,14 @@ int main(int argc, char** argv) {
   const double rss_mib = ru.ru_maxrss / 1024.0;
   const int64_t trainable = count_trainable(*model);
   if (json_out) {
-    nlohmann::json j = {{"method", method}, {"layers", layers}, {"hidden", hidden}, {"batch", batch}, {"seq", seq},
+    nlohmann::json j = {{"arch", arch}, {"method", method}, {"layers", layers}, {"hidden", hidden}, {"batch", batch}, {"seq", seq},
                         {"r", r}, {"threads", at::get_num_threads()}, {"mean_ms", mean}, {"min_ms", mn},
                         {"peak_rss_mib", rss_mib}, {"trainable_params", trainable}, {"opts", mo.extra}};
     fmt::print("{}\n", j.dump());
   } else {
-    fmt::print("method {:<10} layers {} hidden {} batch {} seq {} r {} threads {} | step mean {:.1f} ms, min {:.1f} ms | "
+    fmt::print("arch {} method {:<10} layers {} hidden {} batch {} seq {} r {} threads {} | step mean {:.1f} ms, min {:.1f} ms | "
                "peak RSS {:.0f} MiB | trainable {}\n",
-               method, layers, hidden, batch, seq, r, at::get_num_threads(), mean, mn, rss_mib, trainable);
+               arch, method, layers, hidden, batch, seq, r, at::get_num_threads(), mean, mn, rss_mib, trainable);
   }
   if (stats) fmt::print("{}\n", m->epoch_stats().dump());
   return 0;

@@ -11,6 +11,7 @@ namespace lorakit {
 
 struct Batch {
   at::Tensor input_ids, attention_mask, token_type_ids;  // [B, T] int64, T = longest in the batch
+  at::Tensor pixel_values;                               // image models: [B, C, H, W] float (ids unused)
   at::Tensor labels;                                     // [B] int64 (classification) or float32 (regression)
   std::vector<size_t> indices;                           // positions in the dataset
 };

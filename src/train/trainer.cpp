@@ -77,6 +77,11 @@ void save_dir_atomically(const std::string& dir, const std::function<void(const 
 
 }  // namespace
 
+at::Tensor batch_logits(SequenceClassifier& model, const Batch& b) {
+  if (b.pixel_values.defined()) return model->forward_pixels(b.pixel_values);
+  return model->forward(b.input_ids, b.attention_mask, b.token_type_ids);
+}
+
 EvalResult evaluate(SequenceClassifier& model, const EncodedDataset& ds, const data::TaskInfo& task,
                     int64_t batch_size, double tau) {
   auto t0 = Clock::now();
@@ -88,7 +93,7 @@ EvalResult evaluate(SequenceClassifier& model, const EncodedDataset& ds, const d
   double loss_sum = 0, correct = 0;
   for (auto& idx : data::make_batches(ds.lengths(), batch_size, 0, /*shuffle=*/false, /*group=*/true)) {
     Batch b = ds.collate(idx);
-    at::Tensor logits = model->forward(b.input_ids, b.attention_mask, b.token_type_ids);
+    at::Tensor logits = batch_logits(model, b);
     loss_sum += per_sample_loss(logits, b.labels, task.is_regression).sum().item<double>();
     correct += correct_mask(logits, b.labels, task.is_regression, tau).sum().item<double>();
     at::Tensor pred = task.is_regression ? logits.squeeze(-1).to(at::kDouble) : logits.argmax(-1).to(at::kDouble);
@@ -111,7 +116,7 @@ at::Tensor predict_logits(SequenceClassifier& model, const EncodedDataset& ds, i
   at::Tensor out = at::zeros({static_cast<int64_t>(ds.size()), model->cfg.num_labels}, at::kFloat);
   for (auto& idx : data::make_batches(ds.lengths(), batch_size, 0, /*shuffle=*/false, /*group=*/true)) {
     Batch b = ds.collate(idx);
-    at::Tensor logits = model->forward(b.input_ids, b.attention_mask, b.token_type_ids).to(at::kFloat);
+    at::Tensor logits = batch_logits(model, b).to(at::kFloat);
     std::vector<int64_t> rows(idx.begin(), idx.end());
     out.index_copy_(0, at::tensor(rows, at::kLong), logits);
   }
@@ -161,7 +166,7 @@ double StepRunner::current_lr() const {
 StepRunner::Out StepRunner::step(const Batch& b, bool regression, int64_t epoch) {
   Impl& m = *impl_;
   m.model->train();
-  at::Tensor logits = m.model->forward(b.input_ids, b.attention_mask, b.token_type_ids);
+  at::Tensor logits = batch_logits(m.model, b);
   StepInfo info;
   info.step = step_;
   info.total_steps = m.total;

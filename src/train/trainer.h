@@ -40,6 +40,9 @@ struct EvalResult {
   double seconds = 0;
 };
 
+// The model's logits for a batch: pixel_values for image models, token ids otherwise.
+at::Tensor batch_logits(SequenceClassifier& model, const Batch& b);
+
 EvalResult evaluate(SequenceClassifier& model, const EncodedDataset& ds, const data::TaskInfo& task,
                     int64_t batch_size, double regression_tau = 0.5);
 
