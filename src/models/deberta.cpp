@@ -1,5 +1,6 @@
 #include "models/deberta.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -93,7 +94,11 @@ at::Tensor DebertaSelfAttentionImpl::forward(const at::Tensor& x, const at::Tens
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2) / scale);
   if (rel) {
     const int64_t span = cfg.relative_span();
-    at::Tensor R = pos_dropout(rel_emb.slice(0, 0, 2 * span)).unsqueeze(0);  // [1, 2·span, H]
+    // Only rows span ± max|rel| of the 2·span relative embeddings are ever gathered: project just those
+    // (the same numbers as projecting all, at T / span of the cost when T < span).
+    const int64_t rmax = rel_pos.numel() ? rel_pos.abs().max().item<int64_t>() : 0;
+    const int64_t lo = std::max<int64_t>(0, span - rmax), hi = std::min<int64_t>(2 * span - 1, span + rmax);
+    at::Tensor R = pos_dropout(rel_emb.slice(0, lo, hi + 1)).unsqueeze(0);  // [1, rows, H]
     at::Tensor pos_key, pos_query;
     if (cfg.share_att_key) {
       if (c2p) pos_key = split(key_proj(R));
@@ -105,14 +110,14 @@ at::Tensor DebertaSelfAttentionImpl::forward(const at::Tensor& x, const at::Tens
     at::Tensor relp = rel_pos.view({1, 1, T, T});
     if (c2p) {
       // Content-to-position: q_i · k_pos[δ(i, j)], δ = clamp(i − j + span).
-      at::Tensor att = at::matmul(q, pos_key.transpose(-1, -2));  // [B, h, T, 2·span]
-      at::Tensor idx = at::clamp(relp + span, 0, 2 * span - 1).expand({B, heads, T, T});
+      at::Tensor att = at::matmul(q, pos_key.transpose(-1, -2));  // [B, h, T, rows]
+      at::Tensor idx = (at::clamp(relp + span, 0, 2 * span - 1) - lo).expand({B, heads, T, T});
       scores = scores + at::gather(att, -1, idx) / scale;
     }
     if (p2c) {
       // Position-to-content: k_j · q_pos[δ(j, i)], δ = clamp(−(i − j) + span), transposed back.
-      at::Tensor att = at::matmul(k, pos_query.transpose(-1, -2));  // [B, h, T, 2·span]
-      at::Tensor idx = at::clamp(-relp + span, 0, 2 * span - 1).expand({B, heads, T, T});
+      at::Tensor att = at::matmul(k, pos_query.transpose(-1, -2));  // [B, h, T, rows]
+      at::Tensor idx = (at::clamp(-relp + span, 0, 2 * span - 1) - lo).expand({B, heads, T, T});
       scores = scores + at::gather(att, -1, idx).transpose(-1, -2) / scale;
     }
   }
