@@ -117,3 +117,36 @@ INSTANTIATE_TEST_SUITE_P(
                              "deberta.encoder.layer.0.attention.self.key_proj.weight", {"query_proj", "value_proj"},
                              {"pooler", "classifier"}}),
     [](const ::testing::TestParamInfo<Family>& i) { return i.param.arch == "deberta-v2" ? std::string("deberta_v2") : i.param.arch; });
+
+TEST(FamilyCli, ViTInitModelWritesItsLayoutAndRefusesTextTasks) {
+  TempDir d;
+  auto r = run_cli("init-model --arch vit --hidden 32 --heads 2 --intermediate 64 --layers 1 --image-size 32 "
+                   "--patch-size 8 --num-labels 10 --out " + d.file("vit"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto cfg = nlohmann::json::parse(read_text_file(d.file("vit/config.json")));
+  EXPECT_EQ(cfg["architectures"][0], "ViTForImageClassification");
+  EXPECT_EQ(cfg["image_size"], 32);
+  EXPECT_EQ(cfg["patch_size"], 8);
+  EXPECT_FALSE(cfg.contains("vocab_size"));
+  auto pp = nlohmann::json::parse(read_text_file(d.file("vit/preprocessor_config.json")));
+  EXPECT_EQ(pp["size"]["height"], 32);
+  EXPECT_EQ(pp["image_processor_type"], "ViTImageProcessor");
+  st::SafetensorsFile f(d.file("vit/model.safetensors"));
+  EXPECT_EQ(f.info("vit.embeddings.position_embeddings").shape, (std::vector<int64_t>{1, 17, 32}));
+  EXPECT_EQ(f.info("classifier.weight").shape, (std::vector<int64_t>{10, 32}));
+  // A text task on an image model: a clear error naming the model, exit 1.
+  r = run_cli("train --model " + d.file("vit") + " --task mrpc --data " + lorakit::testing::shared_dir() +
+              "/data/glue --max-train-samples 8 --out " + d.file("run"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("model_type 'vit' is an image model"), std::string::npos) << r.output;
+  // Flags that cannot make a model: refused, and nothing is left behind.
+  r = run_cli("init-model --arch vit --image-size 4 --patch-size 8 --out " + d.file("bad"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_FALSE(dir_exists(d.file("bad")));
+  r = run_cli("init-model --arch vit --vocab x.txt --out " + d.file("bad"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  r = run_cli("init-model --arch distilbert --heads 5 --hidden 32 --out " + d.file("bad"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("not a multiple of num_attention_heads"), std::string::npos) << r.output;
+  EXPECT_FALSE(dir_exists(d.file("bad")));
+}

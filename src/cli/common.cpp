@@ -87,6 +87,13 @@ void check_head(const std::string& what, int64_t num_labels, bool regression, co
 
 }  // namespace
 
+std::unique_ptr<text::Tokenizer> load_text_tokenizer(const std::string& model_dir) {
+  const std::string type = peek_model_type(model_dir);
+  if (type == "vit")
+    throw Error(model_dir + ": model_type 'vit' is an image model; the task given is a text task");
+  return text::load_tokenizer(model_dir);
+}
+
 LoadedForEval load_with_adapter(std::string model_dir, const std::string& adapter_dir, const data::TaskInfo* task) {
   LoadOptions lo;
   if (task) lo = load_options_for(*task, 42);

@@ -7,6 +7,7 @@
 
 #include "models/checkpoint.h"
 #include "text/glue.h"
+#include "text/tokenizer.h"
 #include "tuners/lora/model.h"
 
 namespace CLI {
@@ -41,6 +42,10 @@ struct LoadedForEval {
 // Loads `model_dir` (default: the adapter's base model) and the adapter in `adapter_dir` (may be empty).
 // With a task, the model's or adapter's trained head must fit it (label count and problem type), else a
 // lorakit::Error in words before anything runs.
+// The tokenizer of a text model directory; an image model (ViT) is refused by name, since every task the
+// CLI runs on it so far is a text task.
+std::unique_ptr<text::Tokenizer> load_text_tokenizer(const std::string& model_dir);
+
 LoadedForEval load_with_adapter(std::string model_dir, const std::string& adapter_dir, const data::TaskInfo* task);
 
 // --max-seq-len capped at what the model can hold (a warning on stderr when it was longer).

@@ -64,7 +64,7 @@ void add_predict(CLI::App& app) {
     }
     LoadedForEval m = load_with_adapter(o->model, o->adapter, &task);
     o->max_seq_len = effective_seq_len(m.lm.config, o->max_seq_len);
-    auto tok = text::load_tokenizer(m.lm.dir);
+    auto tok = load_text_tokenizer(m.lm.dir);
     auto examples = read_examples(task, path, -1, data::LabelMode::Auto);
     EncodedDataset ds(examples, *tok, static_cast<size_t>(o->max_seq_len), task.is_regression,
                       /*allow_unlabeled=*/true);
@@ -119,7 +119,7 @@ void add_tokenize(CLI::App& app) {
     if (o->texts.empty() && o->input.empty()) throw Error("tokenize needs --text STR or --input FILE");
     const std::string dir = resolve_model_dir(o->model);
     if (!dir_exists(dir)) throw Error(dir + ": model directory does not exist");
-    auto tok = text::load_tokenizer(dir);
+    auto tok = load_text_tokenizer(dir);
     std::vector<std::string> texts = o->texts;
     if (!o->input.empty()) {
       std::string all;

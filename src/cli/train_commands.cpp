@@ -156,7 +156,7 @@ void add_train(CLI::App& app) {
       if (!mts_opt->count()) mo.lora.modules_to_save = family.head_modules();
       method = make_method(o->method, mo);
     }
-    auto tok = text::load_tokenizer(model_dir);
+    auto tok = load_text_tokenizer(model_dir);
     const std::string train_path = o->d.train_file.empty() ? task_file(o->d.data, task, task.train_file) : o->d.train_file;
     const std::string eval_path =
         o->d.eval_file.empty() ? task_file(o->d.data, task, task.eval_files.at(0)) : o->d.eval_file;
@@ -199,7 +199,7 @@ void add_eval(CLI::App& app) {
     const auto& task = data::glue_task(o->d.task);
     LoadedForEval m = load_with_adapter(o->model, o->adapter, &task);
     o->d.max_seq_len = effective_seq_len(m.lm.config, o->d.max_seq_len);
-    auto tok = text::load_tokenizer(m.lm.dir);
+    auto tok = load_text_tokenizer(m.lm.dir);
     const std::string eval_path =
         o->d.eval_file.empty() ? task_file(o->d.data, task, task.eval_files.at(0)) : o->d.eval_file;
     EncodedDataset ds(read_examples(task, eval_path, o->d.max_eval_samples), *tok, o->d.max_seq_len,
