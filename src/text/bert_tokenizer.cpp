@@ -7,47 +7,17 @@
 #include <utility>
 
 #include "text/tokenizer.h"
-#include "text/unigram_tokenizer.h"
+#include "text/tokenizer_io.h"
 #include "text/unicode.h"
 
 namespace lorakit::text {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+using detail::parse_json_file;
+using detail::read_file_bytes;
+
 namespace {
-
-std::string read_file_bytes(const std::string& path, const char* what) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) throw TokenizerError(std::string(what) + " '" + path + "' does not exist");
-  if (!fs::is_regular_file(path, ec)) throw TokenizerError(std::string(what) + " '" + path + "' is not a regular file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw TokenizerError(std::string("cannot open ") + what + " '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw TokenizerError(std::string("error reading ") + what + " '" + path + "'");
-  return ss.str();
-}
-
-json parse_json_file(const std::string& path, const char* what) {
-  const std::string text = read_file_bytes(path, what);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw TokenizerError(std::string(what) + " '" + path + "' is not valid JSON: " + e.what());
-  }
-}
-
-// A special-token entry of tokenizer_config.json: "[CLS]" or {"content": "[CLS]", ...}.
-std::optional<std::string> token_setting(const json& cfg, const char* key) {
-  auto it = cfg.find(key);
-  if (it == cfg.end() || it->is_null()) return std::nullopt;
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_object()) {
-    auto c = it->find("content");
-    if (c != it->end() && c->is_string()) return c->get<std::string>();
-  }
-  return std::nullopt;
-}
 
 inline bool is_ascii_control(char32_t c) {  // category Cc among ASCII, minus \t \n \r
   return (c < 0x20 && c != U'\t' && c != U'\n' && c != U'\r') || c == 0x7F;
@@ -597,50 +567,6 @@ void BertTokenizer::save_vocab(const std::string& path) const {
     fs::remove(tmp, ec);
     throw TokenizerError("cannot move vocab file into place at '" + path + "'");
   }
-}
-
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
-  const fs::path dir(model_dir);
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw TokenizerError("tokenizer directory '" + model_dir + "' does not exist");
-  const fs::path tj = dir / "tokenizer.json", vocab = dir / "vocab.txt", cfg_path = dir / "tokenizer_config.json";
-
-  json cfg = json::object();
-  if (fs::exists(cfg_path, ec)) {
-    cfg = parse_json_file(cfg_path.string(), "tokenizer config");
-    if (!cfg.is_object()) throw TokenizerError("tokenizer config '" + cfg_path.string() + "' is not a JSON object");
-  }
-  auto bool_setting = [&](const char* key) -> std::optional<bool> {
-    auto it = cfg.find(key);
-    if (it == cfg.end() || it->is_null()) return std::nullopt;
-    if (!it->is_boolean()) throw TokenizerError("tokenizer config '" + cfg_path.string() + "': \"" + key + "\" is not a boolean");
-    return it->get<bool>();
-  };
-
-  // USE-lite's SentencePiece-unigram pieces (vocab.json of [piece, score] pairs).
-  const fs::path vj = dir / "vocab.json";
-  if (!fs::exists(tj, ec) && !fs::exists(vocab, ec) && fs::exists(vj, ec) && UnigramTokenizer::is_unigram_vocab_json(vj.string()))
-    return std::make_unique<UnigramTokenizer>(UnigramTokenizer::from_model_dir(model_dir));
-  if (fs::exists(tj, ec)) {
-    BertTokenizer::NormalizerOverrides ov;
-    ov.do_lower_case = bool_setting("do_lower_case");
-    if (cfg.contains("strip_accents")) ov.strip_accents = bool_setting("strip_accents");  // null => follow lowercase
-    ov.tokenize_chinese_chars = bool_setting("tokenize_chinese_chars");
-    return std::make_unique<BertTokenizer>(BertTokenizer::from_tokenizer_json(tj.string(), ov));
-  }
-  if (fs::exists(vocab, ec)) {
-    BertTokenizer::Options opt;
-    if (auto v = bool_setting("do_lower_case")) opt.do_lower_case = *v;
-    opt.strip_accents = bool_setting("strip_accents");
-    if (auto v = bool_setting("tokenize_chinese_chars")) opt.tokenize_chinese_chars = *v;
-    if (auto t = token_setting(cfg, "unk_token")) opt.unk_token = *t;
-    if (auto t = token_setting(cfg, "cls_token")) opt.cls_token = *t;
-    if (auto t = token_setting(cfg, "sep_token")) opt.sep_token = *t;
-    if (auto t = token_setting(cfg, "pad_token")) opt.pad_token = *t;
-    if (auto t = token_setting(cfg, "mask_token")) opt.mask_token = *t;
-    return std::make_unique<BertTokenizer>(BertTokenizer::from_vocab_file(vocab.string(), opt));
-  }
-  throw TokenizerError("no tokenizer.json or vocab.txt in '" + model_dir + "'");
 }
 
 }  // namespace lorakit::text

@@ -60,7 +60,8 @@ class Tokenizer {  // abstract; other tokenizers implement it
   // 1 for "b [SEP]". Truncates to max_length tokens in all (specials included) with HF's
   // "longest_first": one token at a time off the end of the longer sequence, off b on a tie.
   // max_length == 0 means no truncation. A max_length smaller than the number of special tokens
-  // (2 single, 3 pair) throws TokenizerError.
+  // (2 single, 3 pair; RoBERTa's BpeTokenizer: 2 single, 4 pair) throws TokenizerError.
+  // BpeTokenizer (RoBERTa) differs: <s> a </s></s> b </s> with token_type_ids all 0.
   virtual Encoding encode(const std::string& a, const std::string* b, size_t max_length) const = 0;
   virtual int64_t pad_id() const = 0;
   virtual size_t vocab_size() const = 0;
@@ -160,11 +161,17 @@ class BertTokenizer : public Tokenizer {
   int64_t unk_id_ = -1, cls_id_ = -1, sep_id_ = -1, pad_id_ = -1, mask_id_ = -1;
 };
 
-// Picks <model_dir>/tokenizer.json if present (settings "do_lower_case", "strip_accents",
-// "tokenize_chinese_chars" present in tokenizer_config.json override its normalizer, as
-// BertTokenizerFast does), else <model_dir>/vocab.txt with tokenizer_config.json's do_lower_case,
-// strip_accents, tokenize_chinese_chars and special tokens if that file exists.
-// Throws TokenizerError when neither file exists or the tokenizer type is unsupported.
+// Picks the tokenizer of a model directory, in this order:
+//   * tokenizer.json, by its model.type: "WordPiece" (or none) -> BertTokenizer (settings
+//     "do_lower_case", "strip_accents", "tokenize_chinese_chars" present in tokenizer_config.json
+//     override its normalizer, as BertTokenizerFast does); "BPE" -> BpeTokenizer (text/bpe_tokenizer.h);
+//     "Unigram" -> SentencePieceTokenizer from spm.model next to it (text/sentencepiece_tokenizer.h);
+//   * USE-lite's vocab.json (a JSON array of [piece, score] pairs, no vocab.txt) -> UnigramTokenizer;
+//   * vocab.json + merges.txt -> BpeTokenizer (RoBERTa);
+//   * spm.model -> SentencePieceTokenizer (DeBERTa-v2/v3; tokenizer_config.json, added_tokens.json);
+//   * vocab.txt -> BertTokenizer with tokenizer_config.json's do_lower_case, strip_accents,
+//     tokenize_chinese_chars and special tokens if that file exists.
+// Throws TokenizerError when none of these exists or the tokenizer type is unsupported.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
 
 }  // namespace lorakit::text

@@ -1,0 +1,91 @@
+#include "text/spm_library.h"
+
+#include <dlfcn.h>
+
+#include <filesystem>
+#include <mutex>
+#include <vector>
+
+#include "text/tokenizer.h"
+
+namespace lorakit::text::detail {
+namespace {
+
+std::vector<std::string> candidates() {
+  std::vector<std::string> out;
+  if (const char* env = std::getenv("LORAKIT_SPM_LIBRARY")) out.emplace_back(env);
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    out.push_back((exe.parent_path() / "liblorakit_spm.so").string());
+    out.push_back((exe.parent_path().parent_path() / "lib" / "liblorakit_spm.so").string());
+  }
+#ifdef LORAKIT_SPM_BUILD_PATH
+  out.emplace_back(LORAKIT_SPM_BUILD_PATH);
+#endif
+#ifdef LORAKIT_SPM_INSTALL_PATH
+  out.emplace_back(LORAKIT_SPM_INSTALL_PATH);
+#endif
+  return out;
+}
+
+SpmApi load_api() {
+  // libsentencepiece first, on its own: RTLD_DEEPBIND makes it bind to its bundled protobuf-lite,
+  // RTLD_LOCAL keeps those symbols from interposing on LibTorch's libprotobuf.
+  const int flags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+  std::string why;
+  for (const char* lib : {"libsentencepiece.so.0", "libsentencepiece_train.so.0"}) {
+    if (!dlopen(lib, flags)) {
+      const char* e = dlerror();
+      throw TokenizerError(std::string("cannot load ") + lib + " (Debian package libsentencepiece0): " + (e ? e : "?"));
+    }
+  }
+  void* h = nullptr;
+  std::string tried;
+  for (const auto& path : candidates()) {
+    if (!std::filesystem::exists(path)) {
+      tried += "\n  " + path + " (absent)";
+      continue;
+    }
+    h = dlopen(path.c_str(), flags);
+    if (h) break;
+    const char* e = dlerror();
+    tried += "\n  " + path + " (" + (e ? e : "?") + ")";
+  }
+  if (!h) throw TokenizerError("cannot load liblorakit_spm.so (SentencePiece support); tried:" + tried);
+  auto sym = [&](const char* name) {
+    void* p = dlsym(h, name);
+    if (!p) throw TokenizerError(std::string("liblorakit_spm.so lacks ") + name);
+    return p;
+  };
+  auto version = reinterpret_cast<decltype(&lk_spm_abi_version)>(sym("lk_spm_abi_version"));
+  if (version() != 1) throw TokenizerError("liblorakit_spm.so has interface version " + std::to_string(version()) + ", expected 1");
+  SpmApi api{};
+  api.load = reinterpret_cast<decltype(api.load)>(sym("lk_spm_load"));
+  api.free = reinterpret_cast<decltype(api.free)>(sym("lk_spm_free"));
+  api.piece_size = reinterpret_cast<decltype(api.piece_size)>(sym("lk_spm_piece_size"));
+  api.piece_to_id = reinterpret_cast<decltype(api.piece_to_id)>(sym("lk_spm_piece_to_id"));
+  api.id_to_piece = reinterpret_cast<decltype(api.id_to_piece)>(sym("lk_spm_id_to_piece"));
+  api.encode = reinterpret_cast<decltype(api.encode)>(sym("lk_spm_encode"));
+  api.train = reinterpret_cast<decltype(api.train)>(sym("lk_spm_train"));
+  return api;
+}
+
+}  // namespace
+
+const SpmApi& spm_api() {
+  static std::once_flag once;
+  static SpmApi api;
+  static std::string error;
+  std::call_once(once, [] {
+    try {
+      api = load_api();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  if (!error.empty()) throw TokenizerError(error);
+  return api;
+}
+
+}  // namespace lorakit::text::detail
