@@ -26,6 +26,7 @@ namespace {
 struct Family {
   std::string arch, prefix, adapted_weight, frozen_weight;
   std::vector<std::string> targets, heads;
+  std::string tokenizer_file, tokenizer_class;
 };
 
 std::ostream& operator<<(std::ostream& os, const Family& f) { return os << f.arch; }
@@ -40,13 +41,16 @@ TEST_P(FamilyPipeline, TrainsReloadsMergesUnderItsOwnNames) {
   const std::string data = lorakit::testing::shared_dir() + "/data/glue", model = d.file("model");
   auto r = run_cli("init-model --arch " + f.arch + " --hidden 32 --heads 2 --intermediate 64 --layers 2 --max-position 64 --out " + model);
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  // The family's own tokenizer files.
+  EXPECT_TRUE(file_exists(model + "/" + f.tokenizer_file)) << f.tokenizer_file;
+  EXPECT_EQ(nlohmann::json::parse(read_text_file(model + "/tokenizer_config.json"))["tokenizer_class"], f.tokenizer_class);
   const std::string common = " --task mrpc --data " + data + " --max-eval-samples 48 --max-seq-len 48 --threads 1";
   const std::string out = d.file("run");
   r = run_cli("train --model " + model + common +
-              " --method lora --r 4 --epochs 2 --lr 5e-3 --max-train-samples 128 --batch-size 16 --no-progress --out " + out);
+              " --method lora --r 4 --epochs 3 --lr 5e-3 --max-train-samples 256 --batch-size 16 --no-progress --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto epochs = read_jsonl(out + "/metrics.jsonl");
-  ASSERT_EQ(epochs.size(), 2u);
+  ASSERT_EQ(epochs.size(), 3u);
   EXPECT_LT(epochs.back()["train_loss"].get<double>(), epochs.front()["train_loss"].get<double>()) << f.arch;
 
   // PEFT's defaults for the family went into the adapter.
@@ -74,6 +78,7 @@ TEST_P(FamilyPipeline, TrainsReloadsMergesUnderItsOwnNames) {
   // Merge → the unmerged logits, the family's names, nothing of the adapter.
   auto mr = run_cli("merge --adapter " + out + "/last --out " + d.file("merged"));
   ASSERT_EQ(mr.exit_code, 0) << mr.output;
+  EXPECT_TRUE(file_exists(d.file("merged") + "/" + f.tokenizer_file)) << "merge copies the tokenizer";
   st::SafetensorsFile mf(d.file("merged") + "/model.safetensors");
   for (auto& k : mf.keys()) {
     EXPECT_EQ(k.find("lora"), std::string::npos) << k;
@@ -112,10 +117,12 @@ INSTANTIATE_TEST_SUITE_P(
     Families, FamilyPipeline,
     ::testing::Values(Family{"distilbert", "distilbert", "distilbert.transformer.layer.0.attention.q_lin.weight",
                              "distilbert.transformer.layer.0.attention.k_lin.weight", {"q_lin", "v_lin"},
-                             {"pre_classifier", "classifier"}},
+                             {"pre_classifier", "classifier"}, "vocab.txt", "DistilBertTokenizer"},
+                      Family{"roberta", "roberta", "roberta.encoder.layer.0.attention.self.query.weight",
+                             "roberta.encoder.layer.0.attention.self.key.weight", {"query", "value"}, {"classifier"}, "merges.txt", "RobertaTokenizer"},
                       Family{"deberta-v2", "deberta", "deberta.encoder.layer.0.attention.self.query_proj.weight",
                              "deberta.encoder.layer.0.attention.self.key_proj.weight", {"query_proj", "value_proj"},
-                             {"pooler", "classifier"}}),
+                             {"pooler", "classifier"}, "spm.model", "DebertaV2Tokenizer"}),
     [](const ::testing::TestParamInfo<Family>& i) { return i.param.arch == "deberta-v2" ? std::string("deberta_v2") : i.param.arch; });
 
 TEST(FamilyCli, ViTInitModelWritesItsLayoutAndRefusesTextTasks) {

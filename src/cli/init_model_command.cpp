@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -15,6 +16,9 @@
 #include "core/fileutil.h"
 #include "models/checkpoint.h"
 #include "models/vit.h"
+#include "text/bpe_tokenizer.h"
+#include "text/glue.h"
+#include "text/sentencepiece_tokenizer.h"
 #include "text/tokenizer.h"
 
 namespace lorakit::cli {
@@ -23,7 +27,8 @@ namespace {
 struct Opts {
   std::string arch = "bert", vocab, out;
   int64_t hidden = 64, layers = 2, heads = 4, intermediate = 128, max_pos = 512, num_labels = 2;
-  int64_t image_size = 224, patch_size = 16, channels = 3, position_buckets = -1;
+  int64_t image_size = 224, patch_size = 16, channels = 3, position_buckets = -1, spm_vocab_size = 2000;
+  std::string spm_corpus;
   uint64_t seed = 42;
 };
 
@@ -52,22 +57,82 @@ std::string default_vocab(const std::string& arch) {
   return p;
 }
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 struct TokenizerInfo {
   int64_t vocab_size = 0, pad_id = 0;
 };
 
+// The sentences a DeBERTa SentencePiece model is trained on: a text file, one sentence per line, or
+// (default) both columns of ../shared's GLUE MRPC train.tsv.
+std::vector<std::string> spm_corpus(const std::string& path) {
+  std::vector<std::string> out;
+  if (!path.empty()) {
+    std::istringstream is(read_text_file(path));
+    for (std::string line; std::getline(is, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.empty()) out.push_back(line);
+    }
+    if (out.empty()) throw Error(path + ": --spm-corpus has no sentences");
+    return out;
+  }
+  const std::string mrpc = find_shared_data("glue/MRPC/train.tsv");
+  if (mrpc.empty())
+    throw Error("init-model --arch deberta-v2: no --vocab spm.model, no --spm-corpus, and ../shared/data/glue/MRPC "
+                "not found to train a SentencePiece model on");
+  for (auto& e : data::read_glue_file(data::glue_task("mrpc"), mrpc)) {
+    out.push_back(e.text_a);
+    if (e.has_b) out.push_back(e.text_b);
+  }
+  return out;
+}
+
 // Writes the tokenizer files of `arch` into `out` and tells the vocabulary size and pad id.
+//   bert / distilbert: a WordPiece vocab.txt (default ../shared's bert-base-uncased);
+//   roberta: byte-level BPE — a directory with vocab.json + merges.txt (or tokenizer.json), or a
+//            vocab.json with merges.txt beside it (default ../shared's roberta-base);
+//   deberta-v2: a SentencePiece spm.model, or one trained here on --spm-corpus;
+//   any text family: a vocab.txt given explicitly makes it WordPiece.
 TokenizerInfo write_tokenizer(const Opts& o) {
   TokenizerInfo info;
-  std::string vocab = o.vocab.empty() ? default_vocab(o.arch) : o.vocab;
-  // A WordPiece vocab.txt (any text family may use one).
+  auto finish = [&](const text::Tokenizer& t) {
+    info.vocab_size = static_cast<int64_t>(t.vocab_size());
+    info.pad_id = t.pad_id();
+  };
+  const bool wordpiece = ends_with(o.vocab, ".txt") || (o.vocab.empty() && (o.arch == "bert" || o.arch == "distilbert"));
+  if (o.arch == "roberta" && !wordpiece) {
+    const std::string v = o.vocab.empty() ? default_vocab(o.arch) : o.vocab;
+    auto tok = dir_exists(v) ? text::BpeTokenizer::from_model_dir(v)
+                             : text::BpeTokenizer::from_files(v, join_path(std::filesystem::path(v).parent_path().string(),
+                                                                           "merges.txt"));
+    tok.save(o.out);
+    finish(tok);
+    return info;
+  }
+  if (o.arch == "deberta-v2" && !wordpiece) {
+    if (!o.vocab.empty()) {
+      auto tok = dir_exists(o.vocab) ? text::SentencePieceTokenizer::from_model_dir(o.vocab)
+                                     : text::SentencePieceTokenizer::from_model_file(o.vocab);
+      tok.save(o.out);
+      finish(tok);
+      return info;
+    }
+    text::SentencePieceTrainOptions to;
+    to.vocab_size = static_cast<size_t>(o.spm_vocab_size);
+    auto tok = text::train_sentencepiece(spm_corpus(o.spm_corpus), to);
+    tok.save(o.out);
+    finish(tok);
+    return info;
+  }
+  const std::string vocab = o.vocab.empty() ? default_vocab("bert") : o.vocab;
   auto tok = text::BertTokenizer::from_vocab_file(vocab);
-  info.vocab_size = static_cast<int64_t>(tok.vocab_size());
-  info.pad_id = tok.pad_id();
   tok.save_vocab(join_path(o.out, "vocab.txt"));
   const char* cls = o.arch == "distilbert" ? "DistilBertTokenizer" : "BertTokenizer";
   nlohmann::ordered_json tc = {{"tokenizer_class", cls}, {"do_lower_case", true}, {"model_max_length", o.max_pos}};
   write_text_atomically(join_path(o.out, "tokenizer_config.json"), tc.dump(2) + "\n");
+  finish(tok);
   return info;
 }
 
@@ -126,7 +191,13 @@ void register_init_model_command(CLI::App& app) {
   cmd->add_option("--max-position", o->max_pos, "longest sequence in tokens");
   cmd->add_option("--num-labels", o->num_labels, "classifier outputs");
   cmd->add_option("--vocab", o->vocab,
-                  "tokenizer: a WordPiece vocab.txt (default for bert/distilbert: ../shared's bert-base-uncased)");
+                  "tokenizer: a WordPiece vocab.txt (default for bert/distilbert: ../shared's bert-base-uncased); "
+                  "roberta: a directory with vocab.json + merges.txt, or vocab.json (default: ../shared's roberta-base); "
+                  "deberta-v2: an spm.model (default: train one on --spm-corpus)");
+  cmd->add_option("--spm-corpus", o->spm_corpus,
+                  "deberta-v2: text file, one sentence per line, to train the SentencePiece model on "
+                  "(default: ../shared's GLUE MRPC train.tsv)");
+  cmd->add_option("--spm-vocab-size", o->spm_vocab_size, "deberta-v2: pieces of the trained SentencePiece model");
   cmd->add_option("--position-buckets", o->position_buckets, "deberta-v2: relative-position buckets (default min(256, max-position))");
   cmd->add_option("--image-size", o->image_size, "vit: image height and width");
   cmd->add_option("--patch-size", o->patch_size, "vit: patch height and width");
@@ -134,6 +205,7 @@ void register_init_model_command(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "random seed");
   cmd->add_option("--out", o->out, "output directory")->required();
   cmd->callback([o] {
+    if (o->spm_vocab_size < 16) throw Error("init-model: --spm-vocab-size must be at least 16");
     if (o->arch == "vit" && !o->vocab.empty()) throw Error("init-model --arch vit: ViT has no tokenizer (drop --vocab)");
     if (o->arch == "vit" && (o->patch_size <= 0 || o->image_size < o->patch_size))
       throw Error("init-model: --image-size must be at least --patch-size (> 0)");
