@@ -10,7 +10,8 @@ trap 'rm -rf "$tmp"' EXIT
 
 cmake --install "$build" --prefix "$tmp/prefix" > "$tmp/install.log"
 for f in lib/cmake/lorakit/lorakitConfig.cmake lib/cmake/lorakit/lorakitConfigVersion.cmake \
-         lib/liblorakit.a lib/liblorakit_text.a include/lorakit/tuners/lora/model.h include/lorakit/text/tokenizer.h; do
+         lib/liblorakit.a lib/liblorakit_text.a lib/liblorakit_spm.so include/lorakit/tuners/lora/model.h \
+         include/lorakit/text/tokenizer.h; do
   [ -f "$tmp/prefix/$f" ] || { echo "FAIL: install lacks $f"; exit 1; }
 done
 [ -x "$tmp/prefix/bin/lorakit" ] || { echo "FAIL: install lacks bin/lorakit"; exit 1; }
@@ -27,6 +28,10 @@ L="$tmp/prefix/bin/lorakit"
   --vocab "$shared/data/vocab/bert-base-uncased-vocab.txt" --out "$tmp/model" > /dev/null
 "$L" train --model "$tmp/model" --task mrpc --data "$shared/data/glue" --max-train-samples 32 --max-eval-samples 16 \
   --max-seq-len 64 --epochs 1 --batch-size 16 --lr 5e-3 --threads 1 --no-progress --out "$tmp/run" > /dev/null 2>&1
+# SentencePiece from the installed tree: the CLI loads prefix/lib/liblorakit_spm.so.
+LORAKIT_SHARED_DIR="$shared" "$L" init-model --arch deberta-v2 --hidden 32 --layers 1 --heads 2 --intermediate 64 --spm-vocab-size 500 \
+  --out "$tmp/deberta" > /dev/null
+"$L" tokenize --model "$tmp/deberta" --text "Hello world" | grep -q '"\[CLS\]"' || { echo "FAIL: installed spm tokenizer"; exit 1; }
 A="The company said its profit rose 12 percent."
 B="Profit at the company climbed by 12 %, it said."
 printf 'Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\t%s\t%s\n' "$A" "$B" > "$tmp/pair.tsv"

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <functional>
 #include <nlohmann/json.hpp>
 
@@ -269,6 +270,37 @@ TEST(DebertaConfig, V3BaseConfigLoads) {
   bad = nlohmann::json::parse(text);
   bad["conv_kernel_size"] = 3;
   EXPECT_THROW(ModelConfig::from_json_text(bad.dump(), "x/config.json"), Error);
+  // DebertaV2Config strips the parts of a "|" string.
+  auto spaced = nlohmann::json::parse(text);
+  spaced["pos_att_type"] = "P2C | c2p";
+  EXPECT_EQ(ModelConfig::from_json_text(spaced.dump(), "x/config.json").pos_att_type.size(), 2u);
+  // log((max − 1) / mid) must not be log(1) = 0.
+  bad = nlohmann::json::parse(text);
+  bad["position_buckets"] = 8;
+  bad["max_relative_positions"] = 5;
+  EXPECT_THROW(ModelConfig::from_json_text(bad.dump(), "x/config.json"), Error);
+  bad["max_relative_positions"] = 6;
+  EXPECT_NO_THROW(ModelConfig::from_json_text(bad.dump(), "x/config.json"));
+}
+
+TEST(DistilBert, SinusoidalPositionsAreTransformersTableAndStayFixed) {
+  ModelConfig c = base_config("distilbert");
+  c.sinusoidal_pos_embds = true;
+  torch::manual_seed(2);
+  SequenceClassifier m(c);
+  m->init_weights();
+  at::Tensor w = m->named_parameters()["distilbert.embeddings.position_embeddings.weight"];
+  // Row p, column 2i: sin(p / 10000^(2i/dim)); column 2i+1: cos of the same angle.
+  for (int64_t p : {0, 1, 7, 39})
+    for (int64_t j : {0, 1, 6, 31}) {
+      const double angle = p / std::pow(10000.0, 2.0 * (j / 2) / 32.0);
+      EXPECT_NEAR(w[p][j].item<double>(), j % 2 == 0 ? std::sin(angle) : std::cos(angle), 1e-6) << p << "," << j;
+    }
+  EXPECT_FALSE(w.requires_grad());
+  auto full = make_method("full", MethodOptions{});
+  full->attach(m);
+  EXPECT_FALSE(w.requires_grad());
+  EXPECT_TRUE(m->named_parameters()["distilbert.embeddings.word_embeddings.weight"].requires_grad());
 }
 
 TEST(ModelFamilies, ParameterNamesAreHuggingFaces) {
@@ -390,6 +422,8 @@ TEST(ViT, LoraTrainsOnRandomPixelsReloadsAndMergesToTheSameLogits) {
   at::Tensor unmerged = m->forward_pixels(b.pixel_values);
   // A PEFT adapter: reloads onto a fresh copy of the base to the same logits.
   method->save(m, lm, d.file("adapter"));
+  // PEFT's SEQ_CLS wrapper would feed input_ids to ViTForImageClassification: image adapters say null.
+  EXPECT_TRUE(nlohmann::json::parse(read_text_file(d.file("adapter/adapter_config.json")))["task_type"].is_null());
   LoadedModel fresh = load_model(d.file("base"));
   load_any_adapter(fresh.model, d.file("adapter"));
   fresh.model->eval();

@@ -100,8 +100,7 @@ void read_distilbert(const json& j, ModelConfig& c, const std::string& src) {
   get_optional(j, "sinusoidal_pos_embds", c.sinusoidal_pos_embds, src);
   get_optional(j, "initializer_range", c.initializer_range, src);
   get_optional(j, "pad_token_id", c.pad_token_id, src);
-  if (c.hidden_act != "gelu" && c.hidden_act != "relu")
-    throw Error(src + ": activation '" + c.hidden_act + "' is not supported for distilbert (gelu, relu)");
+
 }
 
 // DebertaV2Config plus the settings modeling_deberta_v2.py reads with getattr.
@@ -141,7 +140,9 @@ void read_deberta_v2(const json& j, ModelConfig& c, const std::string& src) {
       std::string s = v.get<std::string>(), cur;
       for (char ch : s + "|") {
         if (ch == '|') {
-          if (!cur.empty()) parts.push_back(cur);
+          // DebertaV2Config strips each part: "p2c | c2p" is fine.
+          const auto b = cur.find_first_not_of(" \t"), e = cur.find_last_not_of(" \t");
+          if (b != std::string::npos) parts.push_back(cur.substr(b, e - b + 1));
           cur.clear();
         } else {
           cur += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -277,9 +278,10 @@ void ModelConfig::validate(const std::string& src) const {
       throw Error(src + ": embedding_size / pooler_hidden_size must be positive");
     if (relative_attention && position_buckets > 0 && position_buckets < 2)
       throw Error(src + ": position_buckets must be at least 2");
-    if (relative_attention && position_buckets > 0 && effective_max_relative_positions() <= position_buckets / 2)
+    // make_log_bucket_position divides by log((max − 1) / mid): max − 1 must exceed mid.
+    if (relative_attention && position_buckets > 0 && effective_max_relative_positions() - 1 <= position_buckets / 2)
       throw Error(src + ": max_relative_positions (" + std::to_string(effective_max_relative_positions()) +
-                  ") must exceed position_buckets / 2 for log buckets");
+                  ") must exceed position_buckets / 2 + 1 for log buckets");
     if (pooler_hidden_act != "gelu" && pooler_hidden_act != "relu" && pooler_hidden_act != "gelu_new" &&
         pooler_hidden_act != "silu" && pooler_hidden_act != "tanh")
       throw Error(src + ": pooler_hidden_act '" + pooler_hidden_act + "' is not supported");

@@ -55,18 +55,10 @@ at::Tensor ClassificationHeadImpl::forward(const at::Tensor& x) {
 void init_hf_weights(torch::nn::Module& root, double std, bool truncated) {
   torch::NoGradGuard g;
   auto normal = [&](at::Tensor& w) {
-    if (!truncated) {
-      w.normal_(0.0, std);
-      return;
-    }
-    // torch.nn.init.trunc_normal_(w, 0, std, -2 std, 2 std) by rejection: redraw what falls outside.
     w.normal_(0.0, std);
-    for (int i = 0; i < 64; ++i) {
-      at::Tensor out = w.abs().gt(2 * std);
-      if (!out.any().item<bool>()) break;
-      w.masked_scatter_(out, at::empty_like(w).normal_(0.0, std).masked_select(out));
-    }
-    w.clamp_(-2 * std, 2 * std);
+    // nn.init.trunc_normal_(w, std=std) as transformers calls it keeps the default bounds a = −2, b = 2
+    // (absolute, not in std units): for std ≪ 1 that is a plain normal, cut only at ±2.
+    if (truncated) w.clamp_(-2.0, 2.0);
   };
   for (auto& m : root.modules(/*include_self=*/false)) {
     if (auto* lin = m->as<AdaptableLinearImpl>()) {

@@ -52,8 +52,8 @@ struct ClassificationHeadImpl : torch::nn::Module {
 };
 TORCH_MODULE(ClassificationHead);
 
-// Hugging Face's _init_weights over every sub-module: linear (and conv) weights N(0, std) — or
-// truncated to ±2 std when `truncated` (ViT) — zero biases, embeddings N(0, std) with the padding row
+// Hugging Face's _init_weights over every sub-module: linear (and conv) weights N(0, std) — cut at
+// ±2 when `truncated` (ViT's trunc_normal_ with its default absolute bounds) — zero biases, embeddings N(0, std) with the padding row
 // zero, LayerNorm (1, 0). Uses the global generator: seed it first.
 void init_hf_weights(torch::nn::Module& root, double std, bool truncated = false);
 

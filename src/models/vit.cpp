@@ -116,10 +116,10 @@ at::Tensor ViTClassifierImpl::forward_pixels(const at::Tensor& pixels) { return 
 void ViTClassifierImpl::init_weights() {
   init_hf_weights(*this, cfg.initializer_range, /*truncated=*/true);
   torch::NoGradGuard g;
-  // trunc_normal_(std) for the two embeddings parameters, through the same rule as the linears.
+  // trunc_normal_(std) for the two embeddings parameters, with the same default bounds ±2.
   for (at::Tensor* t : {&base->embeddings->cls_token, &base->embeddings->position_embeddings}) {
     t->normal_(0.0, cfg.initializer_range);
-    t->clamp_(-2 * cfg.initializer_range, 2 * cfg.initializer_range);
+    t->clamp_(-2.0, 2.0);
   }
 }
 

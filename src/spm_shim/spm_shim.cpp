@@ -56,12 +56,19 @@ void lk_spm_free(void* p) { delete static_cast<sentencepiece::SentencePieceProce
 int lk_spm_piece_size(void* p) { return static_cast<sentencepiece::SentencePieceProcessor*>(p)->GetPieceSize(); }
 
 int lk_spm_piece_to_id(void* p, const char* piece, size_t len) {
-  return static_cast<sentencepiece::SentencePieceProcessor*>(p)->PieceToId(std::string(piece, len));
+  try {
+    return static_cast<sentencepiece::SentencePieceProcessor*>(p)->PieceToId(std::string(piece, len));
+  } catch (...) {
+    return -1;
+  }
 }
 
 void lk_spm_id_to_piece(void* p, int id, lk_spm_bytes_fn out, void* ctx) {
-  const std::string& s = static_cast<sentencepiece::SentencePieceProcessor*>(p)->IdToPiece(id);
-  out(ctx, s.data(), s.size());
+  try {
+    const std::string& s = static_cast<sentencepiece::SentencePieceProcessor*>(p)->IdToPiece(id);
+    out(ctx, s.data(), s.size());
+  } catch (...) {
+  }
 }
 
 int lk_spm_encode(void* p, const char* text, size_t len, int with_pieces, lk_spm_piece_fn out, void* ctx,

@@ -19,6 +19,7 @@ std::vector<std::string> candidates() {
   if (!ec) {
     out.push_back((exe.parent_path() / "liblorakit_spm.so").string());
     out.push_back((exe.parent_path().parent_path() / "lib" / "liblorakit_spm.so").string());
+    out.push_back((exe.parent_path().parent_path() / "lib64" / "liblorakit_spm.so").string());
   }
 #ifdef LORAKIT_SPM_BUILD_PATH
   out.emplace_back(LORAKIT_SPM_BUILD_PATH);
@@ -51,6 +52,15 @@ SpmApi load_api() {
     if (h) break;
     const char* e = dlerror();
     tried += "\n  " + path + " (" + (e ? e : "?") + ")";
+  }
+  if (!h) {
+    // Last: the bare name, through the executable's RUNPATH (lorakitConfig.cmake adds the install
+    // prefix's lib directory to consumers) and the loader's search path.
+    h = dlopen("liblorakit_spm.so", flags);
+    if (!h) {
+      const char* e = dlerror();
+      tried += std::string("\n  liblorakit_spm.so on the library path (") + (e ? e : "?") + ")";
+    }
   }
   if (!h) throw TokenizerError("cannot load liblorakit_spm.so (SentencePiece support); tried:" + tried);
   auto sym = [&](const char* name) {

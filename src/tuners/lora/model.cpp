@@ -131,7 +131,11 @@ void save_adapter_files(const std::string& dir,
   if (base.size() > 1 && base.back() == '/') base.pop_back();
   st::save_file(join_path(dir, "adapter_model.safetensors"), tensors, {{"format", "pt"}});
   write_text_atomically(join_path(dir, kSidecarFile), sidecar.dump(2) + "\n");
-  write_text_atomically(join_path(dir, "adapter_config.json"), adapter_config(base).dump(2) + "\n");
+  nlohmann::ordered_json cfg = adapter_config(base);
+  // PEFT's SEQ_CLS wrapper feeds input_ids to the base model, which ViTForImageClassification refuses:
+  // image adapters carry task_type null, as PEFT's image-classification guide writes them.
+  if (sidecar.value("model_type", std::string()) == "vit") cfg["task_type"] = nullptr;
+  write_text_atomically(join_path(dir, "adapter_config.json"), cfg.dump(2) + "\n");
 }
 
 namespace {
