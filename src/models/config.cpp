@@ -238,6 +238,7 @@ std::string ModelConfig::base_prefix() const {
 std::vector<std::string> ModelConfig::default_lora_targets() const {
   if (model_type == "distilbert") return {"q_lin", "v_lin"};
   if (model_type == "deberta-v2") return {"query_proj", "value_proj"};
+  if (model_type == "use-lite") return {"qkv", "output"};  // its fused attention input and output projections
   return {"query", "value"};
 }
 
