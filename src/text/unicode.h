@@ -34,8 +34,6 @@ bool is_chinese_char(char32_t c);
 // Unicode category Mn (non-spacing mark).
 bool is_nonspacing_mark(char32_t c);
 
-// Python str.lower(): full lowercase mapping (U+0130 -> "i\u0307") and the Final_Sigma rule for
-// U+03A3, otherwise utf8proc's simple lowercase mapping.
 // Lower-cases each char on its own (full mapping: 'İ' → "i̇"), as tokenizers' NormalizedString::lowercase;
 // no context rules (Python's str.lower() would turn a word-final 'Σ' into 'ς').
 std::u32string lower_chars(const std::u32string& s);
