@@ -6,6 +6,7 @@
 #include <sstream>
 #include <utility>
 
+#include "text/encoding.h"
 #include "text/tokenizer.h"
 #include "text/tokenizer_io.h"
 #include "text/unicode.h"
@@ -501,47 +502,10 @@ size_t BertTokenizer::vocab_size() const { return id_to_token_.size(); }
 
 Encoding BertTokenizer::encode(const std::string& a, const std::string* b, size_t max_length) const {
   const int64_t cls = cls_id(), sep = sep_id();
-  const size_t specials = b ? 3 : 2;
-  if (max_length != 0 && max_length < specials) {
-    throw TokenizerError("max_length " + std::to_string(max_length) + " cannot hold the " + std::to_string(specials) +
-                         " special tokens of a " + (b ? "pair" : "single sequence"));
-  }
-  std::vector<int64_t> ids_a = tokenize_to_ids(a);
-  std::vector<int64_t> ids_b;
+  std::vector<int64_t> ids_a = tokenize_to_ids(a), ids_b;
   if (b) ids_b = tokenize_to_ids(*b);
-
-  const size_t total = ids_a.size() + ids_b.size() + specials;
-  if (max_length != 0 && total > max_length) {
-    size_t to_remove = total - max_length;
-    if (!b) {
-      ids_a.resize(ids_a.size() - to_remove);
-    } else {
-      // transformers' truncate_sequences, "longest_first": one token at a time from the end of the
-      // longer sequence; on a tie from the second.
-      size_t la = ids_a.size(), lb = ids_b.size();
-      for (; to_remove > 0; --to_remove) {
-        if (la > lb) --la;
-        else --lb;
-      }
-      ids_a.resize(la);
-      ids_b.resize(lb);
-    }
-  }
-
-  Encoding enc;
-  const size_t len = ids_a.size() + ids_b.size() + specials;
-  enc.input_ids.reserve(len);
-  enc.input_ids.push_back(cls);
-  enc.input_ids.insert(enc.input_ids.end(), ids_a.begin(), ids_a.end());
-  enc.input_ids.push_back(sep);
-  enc.token_type_ids.assign(enc.input_ids.size(), 0);
-  if (b) {
-    enc.input_ids.insert(enc.input_ids.end(), ids_b.begin(), ids_b.end());
-    enc.input_ids.push_back(sep);
-    enc.token_type_ids.resize(enc.input_ids.size(), 1);
-  }
-  enc.attention_mask.assign(enc.input_ids.size(), 1);
-  return enc;
+  detail::truncate_longest_first(ids_a, b ? &ids_b : nullptr, b ? 3 : 2, max_length);
+  return detail::wrap_with_specials(cls, sep, ids_a, b ? &ids_b : nullptr, /*double_sep=*/false, /*b_type=*/1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "text/encoding.h"
 #include "text/unicode.h"
 
 namespace lorakit::text {
@@ -274,16 +275,7 @@ std::vector<std::string> UnigramTokenizer::tokenize(const std::string& text) con
 Encoding UnigramTokenizer::encode(const std::string& a, const std::string* b, size_t max_length) const {
   std::vector<int64_t> ia = tokenize_to_ids(a), ib;
   if (b) ib = tokenize_to_ids(*b);
-  if (max_length > 0) {
-    if (!b) {
-      if (ia.size() > max_length) ia.resize(max_length);
-    } else {
-      while (ia.size() + ib.size() > max_length) {
-        if (ia.size() > ib.size()) ia.pop_back();
-        else ib.pop_back();
-      }
-    }
-  }
+  detail::truncate_longest_first(ia, b ? &ib : nullptr, /*specials=*/0, max_length);
   Encoding e;
   e.input_ids = ia;
   e.input_ids.insert(e.input_ids.end(), ib.begin(), ib.end());
