@@ -27,6 +27,7 @@
 #include "text/tokenizer.h"
 #include "text/unicode.h"
 #include "text/unigram_tokenizer.h"
+#include "support/text_files.h"
 
 namespace fs = std::filesystem;
 using lorakit::text::BpeTokenizer;
@@ -36,6 +37,10 @@ using nlohmann::json;
 using Ids = std::vector<int64_t>;
 using Spans = std::vector<std::pair<size_t, size_t>>;
 
+using lorakit::text_testing::expect_error_mentioning;
+using lorakit::text_testing::read_file;
+using lorakit::text_testing::TempDir;
+using lorakit::text_testing::write_file;
 namespace {
 
 std::string roberta_dir() { return std::string(LORAKIT_SHARED_DIR) + "/data/vocab/roberta-base"; }
@@ -47,37 +52,6 @@ const BpeTokenizer& roberta() {
   return tok;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path_ = fs::temp_directory_path() / ("lorakit_bpe_" + std::to_string(stamp) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  ASSERT_TRUE(out.good()) << path;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 Ids encode(const std::string& a, const std::string* b = nullptr, size_t max_length = 0) {
   return roberta().encode(a, b, max_length).input_ids;
@@ -87,17 +61,6 @@ Spans spans_of(const std::vector<Token>& toks) {
   Spans s;
   for (const auto& t : toks) s.emplace_back(t.start, t.end);
   return s;
-}
-
-// Expects `fn` to throw a TokenizerError whose message contains `needle`.
-template <class Fn>
-void expect_error_mentioning(Fn&& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected TokenizerError mentioning '" << needle << "'";
-  } catch (const TokenizerError& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
 }
 
 struct OracleRequest {

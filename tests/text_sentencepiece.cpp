@@ -18,6 +18,7 @@
 #include "text/glue.h"
 #include "text/sentencepiece_tokenizer.h"
 #include "text/tokenizer.h"
+#include "support/text_files.h"
 
 namespace fs = std::filesystem;
 using lorakit::text::SentencePieceTokenizer;
@@ -28,49 +29,12 @@ using nlohmann::json;
 using Ids = std::vector<int64_t>;
 using Spans = std::vector<std::pair<size_t, size_t>>;
 
+using lorakit::text_testing::expect_error_mentioning;
+using lorakit::text_testing::read_file;
+using lorakit::text_testing::TempDir;
+using lorakit::text_testing::write_file;
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path_ = fs::temp_directory_path() / ("lorakit_spm_" + std::to_string(stamp) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  ASSERT_TRUE(out.good()) << path;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-template <class Fn>
-void expect_error_mentioning(Fn&& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected TokenizerError mentioning '" << needle << "'";
-  } catch (const TokenizerError& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
 
 std::string glue(const std::string& rel) { return std::string(LORAKIT_SHARED_DIR) + "/data/glue/" + rel; }
 

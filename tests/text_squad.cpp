@@ -2,8 +2,6 @@
 // hand-computed cases and, over the real dev file, agreement with an independent Python scorer.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -12,27 +10,22 @@
 #include <set>
 #include <sstream>
 
+#include "support/text_files.h"
 #include "text/squad.h"
 
 using namespace lorakit::data;
-namespace fs = std::filesystem;
+using lorakit::text_testing::TempDir;
+using lorakit::text_testing::write_file;
 
 namespace {
 
 std::string dev_file() { return std::string(LORAKIT_SHARED_DIR) + "/data/squad/dev-v1.1.json"; }
 
-struct Tmp {
-  fs::path dir;
-  Tmp() {
-    std::string t = (fs::temp_directory_path() / "lorakit-squad-XXXXXX").string();
-    dir = mkdtemp(t.data());
-  }
-  ~Tmp() { fs::remove_all(dir); }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(dir / name, std::ios::binary) << text;
-    return (dir / name).string();
-  }
-};
+// Writes `text` into `dir` and returns the file's path.
+std::string put(const TempDir& dir, const std::string& name, const std::string& text) {
+  write_file(dir.file(name), text);
+  return dir.file(name);
+}
 
 std::string expect_error(const std::string& path) {
   try {
@@ -110,11 +103,11 @@ TEST(SquadReader, RealDevFileAndTheArticleSplit) {
 }
 
 TEST(SquadReader, BrokenFilesNameTheFileAndTheJsonPath) {
-  Tmp t;
-  EXPECT_NE(expect_error((t.dir / "absent.json").string()).find("cannot open"), std::string::npos);
-  EXPECT_NE(expect_error(t.write("trunc.json", "{\"data\": [{\"title\": \"x\", \"paragraphs\": [")).find("not valid JSON"),
+  TempDir t;
+  EXPECT_NE(expect_error(t.file("absent.json")).find("cannot open"), std::string::npos);
+  EXPECT_NE(expect_error(put(t, "trunc.json", "{\"data\": [{\"title\": \"x\", \"paragraphs\": [")).find("not valid JSON"),
             std::string::npos);
-  std::string e = expect_error(t.write("nodata.json", "{\"version\": \"1.1\"}"));
+  std::string e = expect_error(put(t, "nodata.json", "{\"version\": \"1.1\"}"));
   EXPECT_NE(e.find("nodata.json"), std::string::npos) << e;
   EXPECT_NE(e.find("missing key 'data'"), std::string::npos) << e;
   const std::string ok_q = R"({"id": "q1", "question": "Who?", "answers": [{"text": "Bob", "answer_start": 0}]})";
@@ -122,19 +115,19 @@ TEST(SquadReader, BrokenFilesNameTheFileAndTheJsonPath) {
     return R"({"version": "1.1", "data": [{"title": "T", "paragraphs": [{"context": "Bob ran.", "qas": [)" + ok_q + "," +
            qa + "]}]}]}";
   };
-  e = expect_error(t.write("past.json", file(R"({"id": "q2", "question": "?", "answers": [{"text": "ran.", "answer_start": 6}]})")));
+  e = expect_error(put(t, "past.json", file(R"({"id": "q2", "question": "?", "answers": [{"text": "ran.", "answer_start": 6}]})")));
   EXPECT_NE(e.find("data[0].paragraphs[0].qas[1].answers[0].answer_start: 6 + 4 characters is past the context's 8"),
             std::string::npos) << e;
-  e = expect_error(t.write("type.json", file(R"({"id": "q2", "question": "?", "answers": [{"text": "Bob", "answer_start": "0"}]})")));
+  e = expect_error(put(t, "type.json", file(R"({"id": "q2", "question": "?", "answers": [{"text": "Bob", "answer_start": "0"}]})")));
   EXPECT_NE(e.find("qas[1].answers[0].answer_start: wrong type"), std::string::npos) << e;
-  e = expect_error(t.write("dup.json", file(ok_q)));
+  e = expect_error(put(t, "dup.json", file(ok_q)));
   EXPECT_NE(e.find("'q1' appears twice"), std::string::npos) << e;
-  e = expect_error(t.write("noans.json", file(R"({"id": "q2", "question": "?", "answers": []})")));
+  e = expect_error(put(t, "noans.json", file(R"({"id": "q2", "question": "?", "answers": []})")));
   EXPECT_NE(e.find("qas[1].answers: no answer"), std::string::npos) << e;
-  e = expect_error(t.write("bad-utf8.json", std::string("{\"data\": [\"\xff\"]}")));
+  e = expect_error(put(t, "bad-utf8.json", std::string("{\"data\": [\"\xff\"]}")));
   EXPECT_NE(e.find("not valid UTF-8"), std::string::npos) << e;
   // A code-point answer_start: "é" is one character, two bytes.
-  SquadDataset d = read_squad_file(t.write(
+  SquadDataset d = read_squad_file(put(t, 
       "utf8.json", R"({"data": [{"title": "T", "paragraphs": [{"context": "café Bob", "qas": [{"id": "q", "question": "?", "answers": [{"text": "Bob", "answer_start": 5}]}]}]}]})"));
   EXPECT_EQ(d.num_questions(), 1u);
 }
@@ -163,16 +156,16 @@ TEST(SquadMetrics, RealDevFileScoresEqualAnIndependentScorer) {
         preds[q.id] = pred;
         pj[q.id] = pred;
       }
-  Tmp t;
+  TempDir t;
   // A gold cut in half may split a UTF-8 sequence: both sides score the text as written to the file
   // (invalid bytes replaced by U+FFFD).
-  const std::string pfile = t.write("pred.json", pj.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  const std::string pfile = put(t, "pred.json", pj.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   for (auto& [id, text] : preds) text = nlohmann::json::parse(pj[id].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).get<std::string>();
   SquadScores s = squad_evaluate(d, preds);
   const std::string cmd = "/usr/bin/python3 '" + std::string(LORAKIT_SOURCE_DIR) + "/tests/oracle/squad_eval_ref.py' '" +
-                          dev_file() + "' '" + pfile + "' > '" + (t.dir / "ref.json").string() + "'";
+                          dev_file() + "' '" + pfile + "' > '" + t.file("ref.json") + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  std::ifstream in(t.dir / "ref.json");
+  std::ifstream in(t.file("ref.json"));
   nlohmann::json ref = nlohmann::json::parse(in);
   EXPECT_EQ(ref["total"].get<size_t>(), s.total);
   EXPECT_NEAR(ref["exact_match"].get<double>(), s.exact_match, 1e-9);

@@ -12,6 +12,7 @@
 
 #include "text/tokenizer.h"
 #include "text/unicode.h"
+#include "support/text_files.h"
 
 namespace fs = std::filesystem;
 using lorakit::text::BertTokenizer;
@@ -20,6 +21,9 @@ using lorakit::text::TokenizerError;
 using Ids = std::vector<int64_t>;
 using Toks = std::vector<std::string>;
 
+using lorakit::text_testing::read_file;
+using lorakit::text_testing::TempDir;
+using lorakit::text_testing::write_file;
 namespace {
 
 std::string vocab_path() { return std::string(LORAKIT_SHARED_DIR) + "/data/vocab/bert-base-uncased-vocab.txt"; }
@@ -29,38 +33,6 @@ const BertTokenizer& bert() {
   return tok;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path_ = fs::temp_directory_path() /
-            ("lorakit_tok_" + std::to_string(stamp) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  ASSERT_TRUE(out.good()) << path;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A small WordPiece tokenizer.json, as the tokenizers library writes it.
 std::string small_tokenizer_json(bool lowercase, int max_chars = 100) {
