@@ -14,6 +14,20 @@ void report(lk_spm_error_fn err, void* ctx, const std::string& msg) {
   if (err) err(ctx, msg.data(), msg.size());
 }
 
+// Runs f (returning 0 on success), turning any exception into an error report and 1: nothing thrown
+// crosses the C interface.
+template <class F>
+int guarded(lk_spm_error_fn err, void* ctx, F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    report(err, ctx, e.what());
+  } catch (...) {
+    report(err, ctx, "unknown error");
+  }
+  return 1;
+}
+
 class VectorIterator : public sentencepiece::SentenceIterator {
  public:
   explicit VectorIterator(std::vector<std::string> v) : v_(std::move(v)) {}
@@ -73,7 +87,7 @@ void lk_spm_id_to_piece(void* p, int id, lk_spm_bytes_fn out, void* ctx) {
 
 int lk_spm_encode(void* p, const char* text, size_t len, int with_pieces, lk_spm_piece_fn out, void* ctx,
                   lk_spm_error_fn err, void* err_ctx) {
-  try {
+  return guarded(err, err_ctx, [&] {
     auto* sp = static_cast<sentencepiece::SentencePieceProcessor*>(p);
     const std::string input(text, len);
     if (!with_pieces) {
@@ -97,18 +111,13 @@ int lk_spm_encode(void* p, const char* text, size_t len, int with_pieces, lk_spm
       out(ctx, static_cast<int>(piece.id()), s.data(), s.size(), piece.begin(), piece.end());
     }
     return 0;
-  } catch (const std::exception& e) {
-    report(err, err_ctx, e.what());
-  } catch (...) {
-    report(err, err_ctx, "unknown error");
-  }
-  return 1;
+  });
 }
 
 int lk_spm_train(const char* const* keys, const char* const* values, size_t n_args, const char* const* sentences,
                  const size_t* lens, size_t n_sentences, lk_spm_bytes_fn out, void* ctx, lk_spm_error_fn err,
                  void* err_ctx) {
-  try {
+  return guarded(err, err_ctx, [&] {
     std::unordered_map<std::string, std::string> args;
     for (size_t i = 0; i < n_args; ++i) args[keys[i]] = values[i];
     std::vector<std::string> v;
@@ -123,12 +132,7 @@ int lk_spm_train(const char* const* keys, const char* const* values, size_t n_ar
     }
     out(ctx, model.data(), model.size());
     return 0;
-  } catch (const std::exception& e) {
-    report(err, err_ctx, e.what());
-  } catch (...) {
-    report(err, err_ctx, "unknown error");
-  }
-  return 1;
+  });
 }
 
 }  // extern "C"

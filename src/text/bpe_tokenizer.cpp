@@ -639,17 +639,8 @@ BpeTokenizer BpeTokenizer::from_model_dir(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(d, ec)) throw TokenizerError("tokenizer directory '" + dir + "' does not exist");
   const fs::path cfg_path = d / "tokenizer_config.json", tj = d / "tokenizer.json", added_path = d / "added_tokens.json";
-  json cfg = json::object();
-  if (fs::exists(cfg_path, ec)) {
-    cfg = parse_json_file(cfg_path.string(), "tokenizer config");
-    if (!cfg.is_object()) throw TokenizerError("tokenizer config '" + cfg_path.string() + "' is not a JSON object");
-  }
-  auto bool_setting = [&](const char* key) -> std::optional<bool> {
-    auto it = cfg.find(key);
-    if (it == cfg.end() || it->is_null()) return std::nullopt;
-    if (!it->is_boolean()) throw TokenizerError("tokenizer config '" + cfg_path.string() + "': \"" + key + "\" is not a boolean");
-    return it->get<bool>();
-  };
+  const json cfg = detail::read_tokenizer_config(dir);
+  auto bool_setting = [&](const char* key) { return detail::bool_setting(cfg, key, cfg_path.string()); };
   if (fs::exists(tj, ec)) return from_tokenizer_json(tj.string(), bool_setting("add_prefix_space"), bool_setting("trim_offsets"));
   Options opt;
   if (auto v = bool_setting("add_prefix_space")) opt.add_prefix_space = *v;

@@ -19,17 +19,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
   const fs::path tj = dir / "tokenizer.json", vocab = dir / "vocab.txt", cfg_path = dir / "tokenizer_config.json";
   const fs::path vj = dir / "vocab.json", merges = dir / "merges.txt", spm = dir / "spm.model";
 
-  json cfg = json::object();
-  if (fs::exists(cfg_path, ec)) {
-    cfg = detail::parse_json_file(cfg_path.string(), "tokenizer config");
-    if (!cfg.is_object()) throw TokenizerError("tokenizer config '" + cfg_path.string() + "' is not a JSON object");
-  }
-  auto bool_setting = [&](const char* key) -> std::optional<bool> {
-    auto it = cfg.find(key);
-    if (it == cfg.end() || it->is_null()) return std::nullopt;
-    if (!it->is_boolean()) throw TokenizerError("tokenizer config '" + cfg_path.string() + "': \"" + key + "\" is not a boolean");
-    return it->get<bool>();
-  };
+  const json cfg = detail::read_tokenizer_config(model_dir);
+  auto bool_setting = [&](const char* key) { return detail::bool_setting(cfg, key, cfg_path.string()); };
 
   if (fs::exists(tj, ec)) {
     const json j = detail::parse_json_file(tj.string(), "tokenizer file");

@@ -221,13 +221,8 @@ SentencePieceTokenizer SentencePieceTokenizer::from_model_dir(const std::string&
   const fs::path cfg_path = d / "tokenizer_config.json", added_path = d / "added_tokens.json";
   Options opt;
   if (fs::exists(cfg_path, ec)) {
-    const json cfg = detail::parse_json_file(cfg_path.string(), "tokenizer config");
-    if (!cfg.is_object()) throw TokenizerError("tokenizer config '" + cfg_path.string() + "' is not a JSON object");
-    auto it = cfg.find("do_lower_case");
-    if (it != cfg.end() && !it->is_null()) {
-      if (!it->is_boolean()) throw TokenizerError("tokenizer config '" + cfg_path.string() + "': \"do_lower_case\" is not a boolean");
-      opt.do_lower_case = it->get<bool>();
-    }
+    const json cfg = detail::read_tokenizer_config(dir);
+    if (auto lower = detail::bool_setting(cfg, "do_lower_case", cfg_path.string())) opt.do_lower_case = *lower;
     auto sp = cfg.find("split_by_punct");
     if (sp != cfg.end() && sp->is_boolean() && sp->get<bool>())
       throw TokenizerError("tokenizer config '" + cfg_path.string() + "': split_by_punct=true is not supported");

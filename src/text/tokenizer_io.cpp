@@ -30,6 +30,23 @@ nlohmann::json parse_json_file(const std::string& path, const char* what) {
   }
 }
 
+nlohmann::json read_tokenizer_config(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "tokenizer_config.json").string();
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return nlohmann::json::object();
+  nlohmann::json cfg = parse_json_file(path, "tokenizer config");
+  if (!cfg.is_object()) throw TokenizerError("tokenizer config '" + path + "' is not a JSON object");
+  return cfg;
+}
+
+std::optional<bool> bool_setting(const nlohmann::json& cfg, const char* key, const std::string& cfg_path) {
+  auto it = cfg.find(key);
+  if (it == cfg.end() || it->is_null()) return std::nullopt;
+  if (!it->is_boolean())
+    throw TokenizerError("tokenizer config '" + cfg_path + "': \"" + key + "\" is not a boolean");
+  return it->get<bool>();
+}
+
 std::optional<std::string> token_setting(const nlohmann::json& cfg, const char* key) {
   auto it = cfg.find(key);
   if (it == cfg.end() || it->is_null()) return std::nullopt;
