@@ -11,83 +11,28 @@
 #include "core/safetensors.h"
 #include "models/checkpoint.h"
 #include "support/helpers.h"
+#include "support/tiny_model.h"
 
 using namespace lorakit;
 using lorakit::testing::TempDir;
 
-namespace {
-
-ModelConfig tiny_config(const std::string& arch) {
-  ModelConfig c;
-  c.model_type = arch;
-  c.vocab_size = 101;
-  c.hidden_size = 32;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.intermediate_size = 48;
-  c.max_position_embeddings = 40;
-  c.num_labels = 3;
-  if (arch == "roberta") {
-    c.pad_token_id = 1;
-    c.type_vocab_size = 1;
-    c.layer_norm_eps = 1e-5;
-  }
-  return c;
-}
-
-void write_model(const ModelConfig& c, const std::string& dir, uint64_t seed = 3) {
-  torch::manual_seed(seed);
-  SequenceClassifier m(c);
-  m->init_weights();
-  // Non-trivial LayerNorm and bias values so the oracle compares more than the init pattern.
-  torch::NoGradGuard g;
-  for (auto& p : m->named_parameters()) {
-    if (p.key().find("LayerNorm") != std::string::npos || p.key().find(".bias") != std::string::npos)
-      p.value().add_(at::randn_like(p.value()) * 0.1);
-  }
-  save_model(m, c, dir);
-}
-
-struct Inputs {
-  at::Tensor ids, mask, tt;
-};
-
-Inputs make_inputs(const ModelConfig& c) {
-  torch::manual_seed(11);
-  const int64_t B = 3, T = 9;
-  at::Tensor ids = at::randint(5, c.vocab_size, {B, T}, at::kLong);
-  at::Tensor mask = at::ones({B, T}, at::kLong);
-  // Row 1 has 3 padding tokens, row 2 has 5.
-  mask.index_put_({1, at::indexing::Slice(6, T)}, 0);
-  mask.index_put_({2, at::indexing::Slice(4, T)}, 0);
-  ids.masked_fill_(mask.eq(0), c.pad_token_id);
-  at::Tensor tt = at::zeros({B, T}, at::kLong);
-  if (c.type_vocab_size > 1) tt.index_put_({at::indexing::Slice(), at::indexing::Slice(3, T)}, 1);
-  return {ids, mask, tt};
-}
-
-at::Tensor oracle_logits(const std::string& dir, const Inputs& in, TempDir& tmp) {
-  st::save_file(tmp.file("inputs.safetensors"),
-                {{"input_ids", in.ids}, {"attention_mask", in.mask}, {"token_type_ids", in.tt}});
-  auto r = lorakit::testing::run_oracle("bert_ref.py",
-                                        dir + " " + tmp.file("inputs.safetensors") + " " + tmp.file("ref.safetensors"));
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  return st::SafetensorsFile(tmp.file("ref.safetensors")).load("logits");
-}
-
-}  // namespace
+// Oracle-sized models and a 9-token padded batch (tests/support/tiny_model.h).
+using lorakit::testing::oracle_config;
+using lorakit::testing::padded_inputs;
+using lorakit::testing::write_perturbed_model;
 
 class ModelOracle : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ModelOracle, ForwardMatchesIndependentReference) {
   TempDir d;
-  ModelConfig c = tiny_config(GetParam());
-  write_model(c, d.path());
+  ModelConfig c = oracle_config(GetParam());
+  write_perturbed_model(c, d.path());
   LoadedModel lm = load_model(d.path());
   EXPECT_TRUE(lm.report.newly_initialized.empty());
   EXPECT_TRUE(lm.report.unexpected.empty());
-  Inputs in = make_inputs(c);
-  at::Tensor ref = oracle_logits(d.path(), in, d);
+  auto in = padded_inputs(c, 9);
+  at::Tensor ref = lorakit::testing::oracle_logits(
+      "bert_ref.py", d.path(), {{"input_ids", in.ids}, {"attention_mask", in.mask}, {"token_type_ids", in.tt}}, d.path());
   lm.model->eval();
   // fp64: must agree to 1e-10; fp32: to 1e-5.
   lm.model->to(at::kDouble);
@@ -106,7 +51,7 @@ TEST_P(ModelOracle, ForwardMatchesIndependentReference) {
 INSTANTIATE_TEST_SUITE_P(Families, ModelOracle, ::testing::Values("bert", "roberta"));
 
 TEST(Model, ParameterNamesAreHuggingFaces) {
-  auto names = SequenceClassifier(tiny_config("bert"))->named_parameters().keys();
+  auto names = SequenceClassifier(oracle_config("bert"))->named_parameters().keys();
   auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
   EXPECT_TRUE(has("bert.embeddings.word_embeddings.weight"));
   EXPECT_TRUE(has("bert.embeddings.LayerNorm.weight"));
@@ -116,7 +61,7 @@ TEST(Model, ParameterNamesAreHuggingFaces) {
   EXPECT_TRUE(has("bert.encoder.layer.1.output.dense.bias"));
   EXPECT_TRUE(has("bert.pooler.dense.weight"));
   EXPECT_TRUE(has("classifier.weight"));
-  auto rnames = SequenceClassifier(tiny_config("roberta"))->named_parameters().keys();
+  auto rnames = SequenceClassifier(oracle_config("roberta"))->named_parameters().keys();
   auto rhas = [&](const std::string& n) { return std::find(rnames.begin(), rnames.end(), n) != rnames.end(); };
   EXPECT_TRUE(rhas("roberta.encoder.layer.0.attention.self.value.weight"));
   EXPECT_TRUE(rhas("classifier.dense.weight"));
@@ -126,10 +71,10 @@ TEST(Model, ParameterNamesAreHuggingFaces) {
 
 TEST(Checkpoint, ShardedAndPytorchBinLoadTheSameWeights) {
   TempDir d;
-  ModelConfig c = tiny_config("bert");
-  write_model(c, d.path());
+  ModelConfig c = oracle_config("bert");
+  write_perturbed_model(c, d.path());
   LoadedModel a = load_model(d.path());
-  Inputs in = make_inputs(c);
+  auto in = padded_inputs(c, 9);
   a.model->eval();
   at::Tensor ref = a.model->forward(in.ids, in.mask, in.tt);
 
@@ -170,8 +115,8 @@ TEST(Checkpoint, ShardedAndPytorchBinLoadTheSameWeights) {
 
 TEST(Checkpoint, ErrorsNameTheProblem) {
   TempDir d;
-  ModelConfig c = tiny_config("bert");
-  write_model(c, d.path());
+  ModelConfig c = oracle_config("bert");
+  write_perturbed_model(c, d.path());
   auto expect_msg = [](const std::function<void()>& f, const std::string& needle) {
     try {
       f();
@@ -213,8 +158,8 @@ TEST(Checkpoint, ErrorsNameTheProblem) {
 
 TEST(Checkpoint, NewHeadSizeIsReinitialised) {
   TempDir d;
-  ModelConfig c = tiny_config("bert");
-  write_model(c, d.path());
+  ModelConfig c = oracle_config("bert");
+  write_perturbed_model(c, d.path());
   LoadOptions o;
   o.num_labels = 1;
   o.regression = true;
@@ -225,7 +170,7 @@ TEST(Checkpoint, NewHeadSizeIsReinitialised) {
 }
 
 TEST(Model, BadIdsAreClearErrorsAndRobertaIgnoresSegments) {
-  ModelConfig c = tiny_config("bert");
+  ModelConfig c = oracle_config("bert");
   SequenceClassifier m(c);
   m->eval();
   at::Tensor ids = at::full({1, 4}, c.vocab_size, at::kLong);  // one past the end
@@ -236,7 +181,7 @@ TEST(Model, BadIdsAreClearErrorsAndRobertaIgnoresSegments) {
     EXPECT_NE(std::string(e.what()).find("outside the model's vocabulary"), std::string::npos) << e.what();
   }
   // RoBERTa has one token type: segment ids from a pair tokenizer are ignored, not an index error.
-  ModelConfig rc = tiny_config("roberta");
+  ModelConfig rc = oracle_config("roberta");
   SequenceClassifier r(rc);
   r->eval();
   at::Tensor rid = at::randint(3, rc.vocab_size, {2, 6}, at::kLong);

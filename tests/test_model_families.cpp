@@ -17,38 +17,25 @@
 #include "models/deberta.h"
 #include "models/vit.h"
 #include "support/helpers.h"
+#include "support/tiny_model.h"
 #include "tuners/lora/model.h"
 #include "train/trainer.h"
 #include "tuners/registry.h"
 
 using namespace lorakit;
+using lorakit::testing::oracle_config;
+using lorakit::testing::oracle_logits;
+using lorakit::testing::padded_inputs;
+using lorakit::testing::PaddedInputs;
 using lorakit::testing::TempDir;
+using lorakit::testing::write_perturbed_model;
 
 namespace {
-
-ModelConfig base_config(const std::string& type) {
-  ModelConfig c;
-  c.model_type = type;
-  c.vocab_size = 101;
-  c.hidden_size = 32;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.intermediate_size = 48;
-  c.max_position_embeddings = 40;
-  c.num_labels = 3;
-  if (type == "distilbert") {
-    c.type_vocab_size = 1;
-  } else if (type == "deberta-v2") {
-    c.layer_norm_eps = 1e-7;
-    c.type_vocab_size = 0;
-  }
-  return c;
-}
 
 // deberta-v3-base's settings at a tiny size: 8 log buckets, shared keys, p2c + c2p, LayerNorm'd
 // relative embeddings, no absolute positions, no token types.
 ModelConfig deberta_v3_like() {
-  ModelConfig c = base_config("deberta-v2");
+  ModelConfig c = oracle_config("deberta-v2");
   c.relative_attention = true;
   c.position_buckets = 8;
   c.max_relative_positions = -1;
@@ -63,7 +50,7 @@ ModelConfig deberta_v3_like() {
 // positions (no buckets), absolute positions and token types, an embedding projection, a pooler of
 // another width.
 ModelConfig deberta_v2_variant() {
-  ModelConfig c = base_config("deberta-v2");
+  ModelConfig c = oracle_config("deberta-v2");
   c.relative_attention = true;
   c.max_relative_positions = 6;
   c.share_att_key = false;
@@ -85,7 +72,7 @@ ModelConfig deberta_c2p_only() {
 }
 
 ModelConfig vit_config() {
-  ModelConfig c = base_config("vit");
+  ModelConfig c = oracle_config("vit");
   c.vocab_size = 1;
   c.image_size = 16;
   c.patch_size = 4;
@@ -93,48 +80,6 @@ ModelConfig vit_config() {
   c.layer_norm_eps = 1e-12;
   c.max_position_embeddings = 17;
   return c;
-}
-
-void write_model(const ModelConfig& c, const std::string& dir, uint64_t seed = 3) {
-  torch::manual_seed(seed);
-  SequenceClassifier m(c);
-  m->init_weights();
-  // Non-trivial norms, biases and embeddings-side parameters so the oracle compares more than the init.
-  torch::NoGradGuard g;
-  for (auto& p : m->named_parameters()) {
-    const std::string& k = p.key();
-    if (k.find("LayerNorm") != std::string::npos || k.find("layer_norm") != std::string::npos ||
-        k.find("layernorm") != std::string::npos || k.find(".bias") != std::string::npos ||
-        k.find("rel_embeddings") != std::string::npos || k.find("cls_token") != std::string::npos)
-      p.value().add_(at::randn_like(p.value()) * 0.1);
-    if (k.find("position_embeddings") != std::string::npos) p.value().add_(at::randn_like(p.value()) * 0.5);
-  }
-  save_model(m, c, dir);
-}
-
-struct Inputs {
-  at::Tensor ids, mask, tt;
-};
-
-// Batch of 3 rows of length T; row 1 loses its last 3 tokens to padding, row 2 its last T/2.
-Inputs make_inputs(const ModelConfig& c, int64_t T) {
-  torch::manual_seed(11);
-  const int64_t B = 3;
-  at::Tensor ids = at::randint(5, c.vocab_size, {B, T}, at::kLong);
-  at::Tensor mask = at::ones({B, T}, at::kLong);
-  mask.index_put_({1, at::indexing::Slice(T - 3, T)}, 0);
-  mask.index_put_({2, at::indexing::Slice(T - T / 2, T)}, 0);
-  ids.masked_fill_(mask.eq(0), c.pad_token_id);
-  at::Tensor tt = at::zeros({B, T}, at::kLong);
-  if (c.type_vocab_size > 1) tt.index_put_({at::indexing::Slice(), at::indexing::Slice(T / 3, T)}, 1);
-  return {ids, mask, tt};
-}
-
-at::Tensor run_oracle(const std::string& script, const std::string& dir, const st::NamedTensors& inputs, TempDir& tmp) {
-  st::save_file(tmp.file("inputs.safetensors"), inputs);
-  auto r = lorakit::testing::run_oracle(script, dir + " " + tmp.file("inputs.safetensors") + " " + tmp.file("ref.safetensors"));
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  return st::SafetensorsFile(tmp.file("ref.safetensors")).load("logits");
 }
 
 struct TextCase {
@@ -153,13 +98,13 @@ TEST_P(TextFamilyOracle, ForwardMatchesIndependentReference) {
   const TextCase& tc = GetParam();
   TempDir d;
   ModelConfig c = tc.config();
-  write_model(c, d.path());
+  write_perturbed_model(c, d.path());
   LoadedModel lm = load_model(d.path());
   EXPECT_TRUE(lm.report.newly_initialized.empty());
   EXPECT_TRUE(lm.report.unexpected.empty());
-  Inputs in = make_inputs(c, tc.seq_len);
-  at::Tensor ref = run_oracle(tc.oracle, d.path(),
-                              {{"input_ids", in.ids}, {"attention_mask", in.mask}, {"token_type_ids", in.tt}}, d);
+  PaddedInputs in = padded_inputs(c, tc.seq_len);
+  at::Tensor ref = oracle_logits(tc.oracle, d.path(),
+                                 {{"input_ids", in.ids}, {"attention_mask", in.mask}, {"token_type_ids", in.tt}}, d.path());
   lm.model->eval();
   lm.model->to(at::kDouble);
   at::Tensor out64 = lm.model->forward(in.ids, in.mask, in.tt);
@@ -178,10 +123,10 @@ TEST_P(TextFamilyOracle, ForwardMatchesIndependentReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     Families, TextFamilyOracle,
-    ::testing::Values(TextCase{"distilbert", "distilbert_ref.py", [] { return base_config("distilbert"); }, 9},
+    ::testing::Values(TextCase{"distilbert", "distilbert_ref.py", [] { return oracle_config("distilbert"); }, 9},
                       TextCase{"distilbert_relu", "distilbert_ref.py",
                                [] {
-                                 auto c = base_config("distilbert");
+                                 auto c = oracle_config("distilbert");
                                  c.hidden_act = "relu";
                                  return c;
                                },
@@ -193,7 +138,7 @@ INSTANTIATE_TEST_SUITE_P(
                       TextCase{"deberta_c2p_only", "deberta_ref.py", deberta_c2p_only, 21},
                       TextCase{"deberta_absolute_only", "deberta_ref.py",
                                [] {
-                                 auto c = base_config("deberta-v2");
+                                 auto c = oracle_config("deberta-v2");
                                  c.position_biased_input = true;
                                  return c;
                                },
@@ -284,7 +229,7 @@ TEST(DebertaConfig, V3BaseConfigLoads) {
 }
 
 TEST(DistilBert, SinusoidalPositionsAreTransformersTableAndStayFixed) {
-  ModelConfig c = base_config("distilbert");
+  ModelConfig c = oracle_config("distilbert");
   c.sinusoidal_pos_embds = true;
   torch::manual_seed(2);
   SequenceClassifier m(c);
@@ -308,7 +253,7 @@ TEST(ModelFamilies, ParameterNamesAreHuggingFaces) {
     auto k = SequenceClassifier(c)->named_parameters().keys();
     return std::set<std::string>(k.begin(), k.end());
   };
-  auto d = names(base_config("distilbert"));
+  auto d = names(oracle_config("distilbert"));
   for (const char* n : {"distilbert.embeddings.word_embeddings.weight", "distilbert.embeddings.position_embeddings.weight",
                         "distilbert.embeddings.LayerNorm.weight", "distilbert.transformer.layer.1.attention.q_lin.weight",
                         "distilbert.transformer.layer.0.attention.out_lin.bias", "distilbert.transformer.layer.0.sa_layer_norm.weight",
@@ -340,7 +285,7 @@ TEST(ModelFamilies, ParameterNamesAreHuggingFaces) {
 TEST(ViT, ForwardMatchesIndependentReferenceAtTheCheckpointSizeAndInterpolated) {
   TempDir d;
   ModelConfig c = vit_config();
-  write_model(c, d.path());
+  write_perturbed_model(c, d.path());
   LoadedModel lm = load_model(d.path());
   EXPECT_TRUE(lm.report.unexpected.empty());
   ASSERT_TRUE(lm.model->takes_pixels());
@@ -349,7 +294,7 @@ TEST(ViT, ForwardMatchesIndependentReferenceAtTheCheckpointSizeAndInterpolated) 
   // 16×16 (the checkpoint's 4×4 grid), 24×24 (6×6: interpolated), 16×24 (non-square: interpolated).
   for (auto hw : std::vector<std::pair<int64_t, int64_t>>{{16, 16}, {24, 24}, {16, 24}}) {
     at::Tensor px = at::randn({2, 3, hw.first, hw.second});
-    at::Tensor ref = run_oracle("vit_ref.py", d.path(), {{"pixel_values", px}}, d);
+    at::Tensor ref = oracle_logits("vit_ref.py", d.path(), {{"pixel_values", px}}, d.path());
     lm.model->to(at::kDouble);
     at::Tensor out64 = lm.model->forward_pixels(px.to(at::kDouble));
     EXPECT_LT((out64 - ref).abs().max().item<double>(), 1e-10) << hw.first << "x" << hw.second;
@@ -369,7 +314,7 @@ TEST(ViT, LoraTrainsOnRandomPixelsReloadsAndMergesToTheSameLogits) {
   c.hidden_dropout_prob = c.attention_probs_dropout_prob = 0;
   // At std 0.02 the [CLS] output hardly depends on the image; a wider init lets LoRA fit the batch.
   c.initializer_range = 0.2;
-  write_model(c, d.file("base"), 8);
+  write_perturbed_model(c, d.file("base"), 8);
   LoadedModel lm = load_model(d.file("base"));
   SequenceClassifier& m = lm.model;
   MethodOptions mo;
