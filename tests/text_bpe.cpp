@@ -299,6 +299,16 @@ TEST(BpeTokenizerEncode, SingleAndPairLayout) {
   EXPECT_EQ(single.token_type_ids, Ids(6, 0));
 }
 
+TEST(BpeTokenizerEncode, EncodeIdsIsEncodesLayout) {
+  // <s> The cat sat . </s></s> | b from index 1 + 4 + 2.
+  EXPECT_EQ(lorakit::text_testing::expect_encode_ids_is_encode(roberta(), "The cat sat.", "A dog ran away quickly."), 7u);
+  const Ids a = {133}, b = {250, 4};
+  const auto e = roberta().encode_ids(a, &b);
+  EXPECT_EQ(e.input_ids, (Ids{0, 133, 2, 2, 250, 4, 2}));
+  EXPECT_EQ(e.token_type_ids, Ids(7, 0));
+  EXPECT_EQ(e.b_begin, 4u);
+}
+
 TEST(BpeTokenizerEncode, LongestFirstTruncation) {
   const std::string b = "A dog ran away quickly.";
   // 4 + 6 tokens + 4 specials = 14 -> 10: b loses 2 (longer), then 1 (tie -> b), then a loses 1.

@@ -260,6 +260,19 @@ TEST(SentencePieceEncode, SingleAndPairWithDebertaTokenTypes) {
   EXPECT_EQ(pair.token_type_ids, types);
 }
 
+TEST(SentencePieceEncode, EncodeIdsIsEncodesLayout) {
+  const auto& tok = trained();
+  const std::string a = "The cat sat.";
+  // [CLS] a [SEP] b [SEP]: b starts after a's ids and 2 specials.
+  EXPECT_EQ(lorakit::text_testing::expect_encode_ids_is_encode(tok, a, "A dog ran away quickly."),
+            tok.tokenize_to_ids(a).size() + 2);
+  const Ids ia = {10, 11}, ib = {12};
+  const auto e = tok.encode_ids(ia, &ib);
+  EXPECT_EQ(e.input_ids, (Ids{1, 10, 11, 2, 12, 2}));
+  EXPECT_EQ(e.token_type_ids, (Ids{0, 0, 0, 0, 1, 1}));
+  EXPECT_EQ(e.b_begin, 4u);
+}
+
 TEST(SentencePieceEncode, LongestFirstTruncation) {
   const auto& tok = trained();
   const std::string bs = "A dog ran away quickly.";

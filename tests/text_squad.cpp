@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "support/text_files.h"
-#include "text/squad.h"
+#include "tasks/squad/squad.h"
 
 using namespace lorakit::data;
 using lorakit::text_testing::TempDir;

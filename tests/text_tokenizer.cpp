@@ -329,6 +329,21 @@ TEST(BertTokenizerEncode, PairWithTokenTypes) {
   EXPECT_EQ(e.attention_mask, Ids(9, 1));
 }
 
+TEST(BertTokenizerEncode, EncodeIdsIsEncodesLayout) {
+  // "hello world" is 2 tokens: [CLS] hello world [SEP] | b from index 4.
+  EXPECT_EQ(lorakit::text_testing::expect_encode_ids_is_encode(bert(), "hello world", "the quick brown fox"), 4u);
+  EXPECT_EQ(lorakit::text_testing::expect_encode_ids_is_encode(bert(), "Z\u00fcrich's caf\u00e9!", "na\u00efve r\u00e9sum\u00e9s"),
+            bert().tokenize_to_ids("Z\u00fcrich's caf\u00e9!").size() + 2);
+  const Ids a = {7592}, b = {2088, 999}, none;
+  Encoding e = bert().encode_ids(a, &b);
+  EXPECT_EQ(e.input_ids, (Ids{101, 7592, 102, 2088, 999, 102}));
+  EXPECT_EQ(e.token_type_ids, (Ids{0, 0, 0, 1, 1, 1}));
+  EXPECT_EQ(e.b_begin, 3u);
+  e = bert().encode_ids(a, &none);  // an empty b still gets its [SEP]; b_begin is where it would start
+  EXPECT_EQ(e.input_ids, (Ids{101, 7592, 102, 102}));
+  EXPECT_EQ(e.b_begin, 3u);
+}
+
 TEST(BertTokenizerEncode, LongestFirstTruncation) {
   const auto& tok = bert();
   const std::string a = "a b c d e";  // 1037..1041

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "support/text_files.h"
 #include "text/unigram_tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -137,6 +138,17 @@ TEST(UnigramTokenizer, EncodeSingleAndPair) {
   EXPECT_EQ(e.token_type_ids, (Ids{0, 0, 1}));
   EXPECT_EQ(t.pad_id(), 0);
   EXPECT_EQ(t.vocab_size(), 12u);
+}
+
+TEST(UnigramTokenizer, EncodeIdsIsEncodesLayout) {
+  auto t = make({{kSp + "a", -1}, {kSp + "b", -1}, {kSp + "c", -1}, {kSp, -5}, {"a", -5}, {"b", -5}});
+  // No special tokens: b starts right after a's 3 ids.
+  EXPECT_EQ(lorakit::text_testing::expect_encode_ids_is_encode(t, "a a a", "b c"), 3u);
+  const Ids a = {6, 6}, b = {8};
+  const auto e = t.encode_ids(a, &b);
+  EXPECT_EQ(e.input_ids, (Ids{6, 6, 8}));
+  EXPECT_EQ(e.token_type_ids, (Ids{0, 0, 1}));
+  EXPECT_EQ(e.b_begin, 2u);
 }
 
 TEST(UnigramTokenizer, VocabFileErrorsNameTheFile) {

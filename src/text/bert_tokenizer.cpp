@@ -501,11 +501,14 @@ int64_t BertTokenizer::pad_id() const {
 size_t BertTokenizer::vocab_size() const { return id_to_token_.size(); }
 
 Encoding BertTokenizer::encode(const std::string& a, const std::string* b, size_t max_length) const {
-  const int64_t cls = cls_id(), sep = sep_id();
   std::vector<int64_t> ids_a = tokenize_to_ids(a), ids_b;
   if (b) ids_b = tokenize_to_ids(*b);
   detail::truncate_longest_first(ids_a, b ? &ids_b : nullptr, b ? 3 : 2, max_length);
-  return detail::wrap_with_specials(cls, sep, ids_a, b ? &ids_b : nullptr, /*double_sep=*/false, /*b_type=*/1);
+  return encode_ids(ids_a, b ? &ids_b : nullptr);
+}
+
+Encoding BertTokenizer::encode_ids(const std::vector<int64_t>& a, const std::vector<int64_t>* b) const {
+  return detail::wrap_with_specials(cls_id(), sep_id(), a, b, /*double_sep=*/false, /*b_type=*/1);
 }
 
 // ---------------------------------------------------------------------------------------------

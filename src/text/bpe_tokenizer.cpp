@@ -358,7 +358,11 @@ Encoding BpeTokenizer::encode(const std::string& a, const std::string* b, size_t
   if (b) ids_b = tokenize_to_ids(*b);
   // <s> a </s></s> b </s>: a pair carries 4 special tokens, all of token type 0.
   detail::truncate_longest_first(ids_a, b ? &ids_b : nullptr, b ? 4 : 2, max_length);
-  return detail::wrap_with_specials(cls_id_, sep_id_, ids_a, b ? &ids_b : nullptr, /*double_sep=*/true, /*b_type=*/0);
+  return encode_ids(ids_a, b ? &ids_b : nullptr);
+}
+
+Encoding BpeTokenizer::encode_ids(const std::vector<int64_t>& a, const std::vector<int64_t>* b) const {
+  return detail::wrap_with_specials(cls_id_, sep_id_, a, b, /*double_sep=*/true, /*b_type=*/0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ class BpeTokenizer : public Tokenizer {
   std::vector<Token> special_suffix() const override { return {Token{sep_id_, opt_.sep_token, 0, 0}}; }
 
   Encoding encode(const std::string& a, const std::string* b, size_t max_length) const override;
+  Encoding encode_ids(const std::vector<int64_t>& a, const std::vector<int64_t>* b) const override;
   int64_t pad_id() const override { return pad_id_; }
   // Max id + 1 over the vocabulary and the added tokens (50265 for roberta-base).
   size_t vocab_size() const override { return id_to_token_.size(); }

@@ -31,6 +31,7 @@ Encoding wrap_with_specials(int64_t cls, int64_t sep, const std::vector<int64_t>
   enc.token_type_ids.assign(enc.input_ids.size(), 0);
   if (b) {
     if (double_sep) enc.input_ids.push_back(sep);
+    enc.b_begin = enc.input_ids.size();
     enc.input_ids.insert(enc.input_ids.end(), b->begin(), b->end());
     enc.input_ids.push_back(sep);
     enc.token_type_ids.resize(enc.input_ids.size(), b_type);

@@ -360,7 +360,11 @@ Encoding SentencePieceTokenizer::encode(const std::string& a, const std::string*
   std::vector<int64_t> ids_a = tokenize_to_ids(a), ids_b;
   if (b) ids_b = tokenize_to_ids(*b);
   detail::truncate_longest_first(ids_a, b ? &ids_b : nullptr, b ? 3 : 2, max_length);
-  return detail::wrap_with_specials(cls_id_, sep_id_, ids_a, b ? &ids_b : nullptr, /*double_sep=*/false, /*b_type=*/1);
+  return encode_ids(ids_a, b ? &ids_b : nullptr);
+}
+
+Encoding SentencePieceTokenizer::encode_ids(const std::vector<int64_t>& a, const std::vector<int64_t>* b) const {
+  return detail::wrap_with_specials(cls_id_, sep_id_, a, b, /*double_sep=*/false, /*b_type=*/1);
 }
 
 // ---------------------------------------------------------------------------------------------

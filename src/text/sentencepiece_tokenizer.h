@@ -66,6 +66,7 @@ class SentencePieceTokenizer : public Tokenizer {
   std::vector<Token> special_suffix() const override { return {Token{sep_id_, opt_.sep_token, 0, 0}}; }
 
   Encoding encode(const std::string& a, const std::string* b, size_t max_length) const override;
+  Encoding encode_ids(const std::vector<int64_t>& a, const std::vector<int64_t>* b) const override;
   int64_t pad_id() const override { return pad_id_; }
   // The model's pieces plus the added tokens after them (deberta-v3: 128001 with [MASK]).
   size_t vocab_size() const override { return vocab_size_; }

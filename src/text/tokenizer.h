@@ -51,6 +51,9 @@ struct Token {
 
 struct Encoding {
   std::vector<int64_t> input_ids, token_type_ids, attention_mask;  // attention_mask all 1 (no padding here)
+  // Pairs: the index in input_ids of b's first token (where b's tokens would start if b is empty);
+  // 0 for a single sequence.
+  size_t b_begin = 0;
 };
 
 class Tokenizer {  // abstract; other tokenizers implement it
@@ -62,7 +65,12 @@ class Tokenizer {  // abstract; other tokenizers implement it
   // max_length == 0 means no truncation. A max_length smaller than the number of special tokens
   // (2 single, 3 pair; RoBERTa's BpeTokenizer: 2 single, 4 pair) throws TokenizerError.
   // BpeTokenizer (RoBERTa) differs: <s> a </s></s> b </s> with token_type_ids all 0.
+  // Every tokenizer's encode() is: tokenize each text (the ids tokenize_with_offsets gives), truncate
+  // (detail::truncate_longest_first), then encode_ids — one special-token layout per tokenizer.
   virtual Encoding encode(const std::string& a, const std::string* b, size_t max_length) const = 0;
+  // The layout of encode() applied to already-tokenized ids (no truncation): b == nullptr is a
+  // single sequence; sets b_begin for a pair.
+  virtual Encoding encode_ids(const std::vector<int64_t>& a, const std::vector<int64_t>* b) const = 0;
   virtual int64_t pad_id() const = 0;
   virtual size_t vocab_size() const = 0;
   // The tokens of one text, without special tokens, with their offsets.
@@ -121,6 +129,7 @@ class BertTokenizer : public Tokenizer {
   bool has_token(const std::string& t) const;
 
   Encoding encode(const std::string& a, const std::string* b, size_t max_length) const override;
+  Encoding encode_ids(const std::vector<int64_t>& a, const std::vector<int64_t>* b) const override;
   int64_t pad_id() const override;  // throws TokenizerError if the pad token is not in the vocab
   // Number of ids: the vocab file's line count (HF's len(vocab) would not count shadowed duplicates)
   // or, for tokenizer.json, max id + 1 over the vocab and added tokens.

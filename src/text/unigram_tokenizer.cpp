@@ -276,11 +276,18 @@ Encoding UnigramTokenizer::encode(const std::string& a, const std::string* b, si
   std::vector<int64_t> ia = tokenize_to_ids(a), ib;
   if (b) ib = tokenize_to_ids(*b);
   detail::truncate_longest_first(ia, b ? &ib : nullptr, /*specials=*/0, max_length);
+  return encode_ids(ia, b ? &ib : nullptr);
+}
+
+Encoding UnigramTokenizer::encode_ids(const std::vector<int64_t>& a, const std::vector<int64_t>* b) const {
   Encoding e;
-  e.input_ids = ia;
-  e.input_ids.insert(e.input_ids.end(), ib.begin(), ib.end());
-  e.token_type_ids.assign(ia.size(), 0);
-  e.token_type_ids.insert(e.token_type_ids.end(), ib.size(), 1);
+  e.input_ids = a;
+  e.token_type_ids.assign(a.size(), 0);
+  if (b) {
+    e.b_begin = a.size();
+    e.input_ids.insert(e.input_ids.end(), b->begin(), b->end());
+    e.token_type_ids.insert(e.token_type_ids.end(), b->size(), 1);
+  }
   e.attention_mask.assign(e.input_ids.size(), 1);
   return e;
 }

@@ -63,6 +63,7 @@ class UnigramTokenizer : public Tokenizer {
   std::vector<Token> tokenize_with_offsets(const std::string& text) const override;
 
   Encoding encode(const std::string& a, const std::string* b, size_t max_length) const override;
+  Encoding encode_ids(const std::vector<int64_t>& a, const std::vector<int64_t>* b) const override;
   int64_t pad_id() const override { return 0; }
   size_t vocab_size() const override { return pieces_.size(); }
   int64_t unk_id() const { return 0; }

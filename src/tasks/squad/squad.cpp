@@ -1,4 +1,4 @@
-#include "text/squad.h"
+#include "tasks/squad/squad.h"
 
 #include <utf8proc.h>
 
