@@ -116,7 +116,8 @@ int main(int argc, char** argv) {
 
   TrainConfig tc;
   tc.lr = 1e-4;
-  StepRunner runner(model, *m, tc, warmup + steps, 0);
+  auto task = make_task(c.is_vit() ? "cifar10" : "mrpc");
+  StepRunner runner(model, *m, *task, tc, warmup + steps, 0);
   torch::manual_seed(1);
   Batch b;
   b.input_ids = at::randint(1000, vocab, {batch, seq}, at::kLong);
@@ -128,7 +129,7 @@ int main(int argc, char** argv) {
   std::vector<double> ms;
   for (int i = 0; i < warmup + steps; ++i) {
     auto t0 = std::chrono::steady_clock::now();
-    runner.step(b, false, 1);
+    runner.step(b, 1);
     double t = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (i >= warmup) ms.push_back(t);
   }

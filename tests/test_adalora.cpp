@@ -126,9 +126,10 @@ TEST(AdaLoraTraining, KeepsExactlyTheBudgetAndMaskedValuesStayZero) {
   TrainConfig tc;
   tc.lr = 5e-2;
   const int64_t total = 10;
-  StepRunner runner(m, method, tc, total, 0);
+  auto task = make_task("mrpc");
+  StepRunner runner(m, method, *task, tc, total, 0);
   for (int64_t step = 0; step < total; ++step) {
-    runner.step(tiny_batch(100 + step), false, 1);
+    runner.step(tiny_batch(100 + step), 1);
     const AdaLoraBudget b = adalora_budget(step, 8, 4, 1, 2, total, 1);
     if (!b.mask) {
       EXPECT_FALSE(method.masked()) << step;

@@ -145,7 +145,7 @@ TEST(FamilyCli, ViTInitModelWritesItsLayoutAndRefusesTextTasks) {
   r = run_cli("train --model " + d.file("vit") + " --task mrpc --data " + lorakit::testing::shared_dir() +
               "/data/glue --max-train-samples 8 --out " + d.file("run"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("model_type 'vit' is an image model"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("is an image model (model_type vit); GLUE task mrpc needs a text model"), std::string::npos) << r.output;
   // Flags that cannot make a model: refused, and nothing is left behind.
   r = run_cli("init-model --arch vit --image-size 4 --patch-size 8 --out " + d.file("bad"));
   EXPECT_EQ(r.exit_code, 1) << r.output;

@@ -15,7 +15,7 @@
 #include "support/helpers.h"
 
 using lorakit::testing::read_jsonl;
-#include "train/data.h"
+#include "tasks/classification.h"
 #include "tuners/gr_lora/model.h"
 #include "tuners/registry.h"
 
@@ -107,6 +107,7 @@ struct GrFixture {
   std::unique_ptr<GrLoraMethod> method;
   at::Tensor ids, mask, tt;
   bool regression = false;
+  std::shared_ptr<Task> task;  // MNLI (3 labels) or STS-B (regression): what the trainer would pass
 };
 
 GrFixture make_setup(bool regression, GrLoraConfig gr, uint64_t seed = 5, bool roberta = false) {
@@ -130,6 +131,7 @@ GrFixture make_setup(bool regression, GrLoraConfig gr, uint64_t seed = 5, bool r
   torch::manual_seed(seed);
   GrFixture s;
   s.regression = regression;
+  s.task = make_task(regression ? "stsb" : "mnli");
   s.model = SequenceClassifier(c);
   s.model->init_weights();
   s.model->to(at::kDouble);
@@ -166,7 +168,7 @@ StepInfo forward_step(GrFixture& s, uint64_t dropout_seed = 17, bool none_correc
   torch::manual_seed(dropout_seed);
   StepInfo info;
   info.logits = s.model->forward(s.ids, s.mask, s.tt);
-  info.regression = s.regression;
+  info.task = s.task.get();
   const int64_t B = info.logits.size(0);
   if (s.regression) {
     at::Tensor off = at::tensor({0.1, 2.0, -0.3, 1.5, 0.2, -0.9}, at::kDouble);

@@ -355,10 +355,11 @@ TEST(ViT, LoraTrainsOnRandomPixelsReloadsAndMergesToTheSameLogits) {
   TrainConfig tc;
   tc.lr = 2e-3;
   tc.warmup_steps = 0;
-  StepRunner runner(m, *method, tc, 20, 0);
+  auto task = make_task("cifar10");
+  StepRunner runner(m, *method, *task, tc, 20, 0);
   double first = 0, last = 0;
   for (int i = 0; i < 20; ++i) {
-    auto out = runner.step(b, false, 1);
+    auto out = runner.step(b, 1);
     if (i == 0) first = out.loss;
     last = out.loss;
   }

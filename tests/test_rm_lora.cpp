@@ -15,7 +15,7 @@
 
 #include "models/bert.h"
 #include "support/helpers.h"
-#include "train/data.h"
+#include "tasks/classification.h"
 #include "tuners/lora/diagnostics.h"
 #include "tuners/lora/model.h"
 #include "tuners/registry.h"

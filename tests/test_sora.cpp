@@ -83,8 +83,9 @@ TEST(SoraTraining, ZeroGateStaysZeroAndGatesHaveTheirOwnGroup) {
   TrainConfig tc;
   tc.lr = 1e-3;
   tc.max_grad_norm = 0;
-  StepRunner runner(m, method, tc, 3, 0);
-  runner.step(tiny_batch(1), false, 1);
+  auto task = make_task("mrpc");
+  StepRunner runner(m, method, *task, tc, 3, 0);
+  runner.step(tiny_batch(1), 1);
   ASSERT_TRUE(layers[0]->lora_gate->weight.grad().defined());
   EXPECT_NE(layers[0]->lora_gate->weight.grad()[0][0].item<double>(), 0.0);  // it had a gradient ...
   EXPECT_EQ(layers[0]->lora_gate->weight[0][0].item<double>(), 0.0);          // ... below the threshold

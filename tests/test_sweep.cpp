@@ -16,7 +16,7 @@
 #include "support/helpers.h"
 
 using lorakit::testing::read_jsonl;
-#include "train/sweep.h"
+#include "sweep/sweep.h"
 #include "tuners/registry.h"
 
 using namespace lorakit;

@@ -21,45 +21,36 @@ std::vector<std::string> split_csv(const std::string& s) {
 }
 
 void add_data_flags(CLI::App* cmd, DataOpts& d, bool with_train) {
-  cmd->add_option("--task", d.task, "GLUE task: cola sst2 mrpc stsb qqp mnli qnli rte wnli");
-  cmd->add_option("--data", d.data, "GLUE root (holding MRPC/ ...) or the task's folder");
-  if (with_train) cmd->add_option("--train-file", d.train_file, "training TSV (default <data>/<TASK>/train.tsv)");
-  cmd->add_option("--eval-file", d.eval_file, "evaluation TSV (default <data>/<TASK>/dev.tsv)");
-  cmd->add_option("--max-seq-len", d.max_seq_len, "truncate pairs to this many tokens");
-  if (with_train) cmd->add_option("--max-train-samples", d.max_train_samples, "use the first N training rows");
-  cmd->add_option("--max-eval-samples", d.max_eval_samples, "use the first N evaluation rows");
+  std::string names;
+  for (auto& n : task_names()) names += (names.empty() ? "" : " ") + n;
+  cmd->add_option("--task", d.task, "task: " + names);
+  cmd->add_option("--data", d.t.data,
+                  "the task's data: GLUE root (holding MRPC/ ...) or task folder (default ../shared/data/glue); "
+                  "SQuAD folder or file (default ../shared/data/squad); image folder (fashion-mnist default: "
+                  "/usr/share/datasets/fashion-mnist)");
+  if (with_train)
+    cmd->add_option("--train-file", d.t.train_file, "training file (default: found under --data)");
+  cmd->add_option("--eval-file", d.t.eval_file, "evaluation file (default: found under --data)");
+  cmd->add_option("--max-seq-len", d.t.max_seq_len, "truncate to this many tokens (SQuAD: the window length)");
+  if (with_train) cmd->add_option("--max-train-samples", d.t.max_train_samples, "use the first N training rows");
+  cmd->add_option("--max-eval-samples", d.t.max_eval_samples, "use the first N evaluation rows");
+  cmd->add_option("--doc-stride", d.t.doc_stride,
+                  "SQuAD: tokens shared by consecutive context windows (default min(128, max-seq-len / 4))");
+  cmd->add_option("--n-best", d.t.n_best, "SQuAD: start and end candidates per window when decoding");
+  cmd->add_option("--max-answer-len", d.t.max_answer_len, "SQuAD: longest answer, in tokens");
+  if (with_train)
+    cmd->add_flag("--augment", d.t.augment, "images: random crop (4-pixel padding) + horizontal flip while training");
 }
 
 void validate_data_flags(const DataOpts& d) {
-  if (d.max_seq_len < 3) throw Error("--max-seq-len must be at least 3 (room for [CLS] a [SEP] b [SEP]), got " +
-                                     std::to_string(d.max_seq_len));
-  if (d.max_train_samples == 0) throw Error("--max-train-samples 0 leaves no training data");
-  if (d.max_eval_samples == 0) throw Error("--max-eval-samples 0 leaves no evaluation data");
-}
-
-std::string task_file(const std::string& data, const data::TaskInfo& task, const std::string& file) {
-  const std::string in_task = join_path(join_path(data, task.dir_name), file);
-  if (file_exists(in_task)) return in_task;
-  const std::string direct = join_path(data, file);
-  if (file_exists(direct)) return direct;
-  throw Error("cannot find " + file + " for task " + task.name + " under " + data + " (tried " + in_task + " and " +
-              direct + ")");
-}
-
-std::vector<data::Example> read_examples(const data::TaskInfo& task, const std::string& path, int64_t limit,
-                                         data::LabelMode mode) {
-  auto ex = data::read_glue_file(task, path, mode);
-  if (limit > 0 && static_cast<int64_t>(ex.size()) > limit) ex.resize(limit);
-  return ex;
-}
-
-LoadOptions load_options_for(const data::TaskInfo& task, uint64_t seed) {
-  LoadOptions lo;
-  lo.num_labels = task.num_labels;
-  lo.regression = task.is_regression;
-  lo.seed = seed;
-  lo.sentence_pair = task.has_pair;
-  return lo;
+  const TaskOptions& t = d.t;
+  if (t.max_seq_len < 3) throw Error("--max-seq-len must be at least 3 (room for [CLS] a [SEP] b [SEP]), got " +
+                                     std::to_string(t.max_seq_len));
+  if (t.max_train_samples == 0) throw Error("--max-train-samples 0 leaves no training data");
+  if (t.max_eval_samples == 0) throw Error("--max-eval-samples 0 leaves no evaluation data");
+  if (t.doc_stride == 0) throw Error("--doc-stride must be positive");
+  if (t.n_best <= 0) throw Error("--n-best must be positive, got " + std::to_string(t.n_best));
+  if (t.max_answer_len <= 0) throw Error("--max-answer-len must be positive, got " + std::to_string(t.max_answer_len));
 }
 
 namespace {
@@ -69,8 +60,9 @@ std::string head_words(int64_t num_labels, bool regression) {
   return "a " + std::to_string(num_labels) + "-label classification head";
 }
 
-std::string task_words(const data::TaskInfo& t) {
-  return t.is_regression ? "regression (1 output)" : std::to_string(t.num_labels) + "-label classification";
+std::string head_words(const LoadOptions& h) {
+  if (h.head == "question-answering") return "a span question-answering head (qa_outputs)";
+  return head_words(h.num_labels, h.regression);
 }
 
 // A head is a regression head when problem_type says so, or (transformers' rule) when it has one output
@@ -79,10 +71,18 @@ bool regression_head(const std::string& problem_type, int64_t num_labels) {
   return problem_type == "regression" || (problem_type.empty() && num_labels == 1);
 }
 
-void check_head(const std::string& what, int64_t num_labels, bool regression, const data::TaskInfo& task) {
-  if (num_labels == task.num_labels && regression == task.is_regression) return;
-  throw Error(what + " has " + head_words(num_labels, regression) + ", but task " + task.name + " is " +
-              task_words(task) + ": run it on the task it was trained for, or train a new one for " + task.name);
+bool same_head(const LoadOptions& a, const LoadOptions& b) {
+  const bool qa_a = a.head == "question-answering", qa_b = b.head == "question-answering";
+  if (qa_a || qa_b) return qa_a == qa_b;
+  return a.num_labels == b.num_labels && a.regression == b.regression;
+}
+
+void check_head(const std::string& what, const LoadOptions& has, const Task& task) {
+  LoadOptions need;
+  task.head_options(need);
+  if (same_head(has, need)) return;
+  throw Error(what + " has " + head_words(has) + ", but task " + task.name() + " needs " + head_words(need) +
+              ": run it on the task it was trained for, or train a new one for " + task.name());
 }
 
 }  // namespace
@@ -94,19 +94,23 @@ std::unique_ptr<text::Tokenizer> load_text_tokenizer(const std::string& model_di
   return text::load_tokenizer(model_dir);
 }
 
-LoadedForEval load_with_adapter(std::string model_dir, const std::string& adapter_dir, const data::TaskInfo* task) {
+LoadedForEval load_with_adapter(std::string model_dir, const std::string& adapter_dir, const Task* task) {
   LoadOptions lo;
-  if (task) lo = load_options_for(*task, 42);
+  lo.seed = 42;
+  if (task) task->head_options(lo);
   if (!adapter_dir.empty()) {
     if (!dir_exists(adapter_dir)) throw Error(adapter_dir + ": adapter directory does not exist");
     check_adapter_config(adapter_dir);  // refuse unsupported PEFT fields before loading anything
     nlohmann::json extra = read_adapter_extra(adapter_dir);
     if (extra.contains("num_labels") && extra["num_labels"].is_number_integer()) {
-      const int64_t n = extra["num_labels"].get<int64_t>();
-      const bool reg = regression_head(extra.value("problem_type", std::string()), n);
-      if (task) check_head("adapter " + adapter_dir, n, reg, *task);
-      lo.num_labels = n;
-      lo.regression = reg;
+      LoadOptions has;
+      has.num_labels = extra["num_labels"].get<int64_t>();
+      has.regression = regression_head(extra.value("problem_type", std::string()), has.num_labels);
+      has.head = extra.value("head", std::string("sequence-classification"));
+      if (task) check_head("adapter " + adapter_dir, has, *task);
+      lo.num_labels = has.num_labels;
+      lo.regression = has.regression;
+      lo.head = has.head;
     }
     if (extra.contains("pair_mode") && extra["pair_mode"].is_string()) {
       const std::string pm = extra["pair_mode"].get<std::string>();
@@ -122,18 +126,27 @@ LoadedForEval load_with_adapter(std::string model_dir, const std::string& adapte
     LoadOptions keep = lo;
     keep.num_labels = -1;
     keep.regression = false;
+    keep.head.clear();
     LoadedForEval r{load_model(model_dir, keep), nullptr};
     bool head_loaded = true;
     for (auto& n : r.lm.report.newly_initialized)
       if (is_head_param(n)) head_loaded = false;
     if (head_loaded) {
       const auto& c = r.lm.config;
-      check_head("model " + model_dir, c.num_labels, regression_head(c.problem_type, c.num_labels), *task);
+      LoadOptions has;
+      has.num_labels = c.num_labels;
+      has.regression = regression_head(c.problem_type, c.num_labels);
+      has.head = c.head;
+      check_head("model " + model_dir, has, *task);
+      task->check_model(r.lm);
       return r;
     }
-    return {load_model(model_dir, lo), nullptr};
+    LoadedForEval fresh{load_model(model_dir, lo), nullptr};
+    task->check_model(fresh.lm);
+    return fresh;
   }
   LoadedForEval r{load_model(model_dir, lo), nullptr};
+  if (task) task->check_model(r.lm);
   if (!adapter_dir.empty()) r.adapter = load_any_adapter(r.lm.model, adapter_dir);
   return r;
 }

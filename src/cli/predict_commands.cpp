@@ -12,6 +12,8 @@
 #include "core/errors.h"
 #include "core/fileutil.h"
 #include "core/runtime.h"
+#include "tasks/glue/dataset.h"
+#include "tasks/glue/task.h"
 #include "text/tokenizer.h"
 #include "train/trainer.h"
 
@@ -46,10 +48,11 @@ void add_predict(CLI::App& app) {
     if (o->model.empty() && o->adapter.empty()) throw Error("predict needs --model DIR or --adapter DIR");
     if (o->batch_size <= 0) throw Error("--batch-size must be positive, got " + std::to_string(o->batch_size));
     DataOpts d;
-    d.max_seq_len = o->max_seq_len;
+    d.t.max_seq_len = o->max_seq_len;
     validate_data_flags(d);
     if (o->out == o->logits) throw Error("--out and --logits name the same file");
     configure_threads(o->threads);
+    auto glue = make_glue_task(o->task);
     const auto& task = data::glue_task(o->task);
     std::string path = o->input;
     if (path.empty()) {
@@ -57,15 +60,15 @@ void add_predict(CLI::App& app) {
                                : o->split == "dev" ? task.eval_files.at(0)
                                                    : std::string("test.tsv");
       try {
-        path = task_file(o->data, task, o->split == "test" && task.name == "mnli" ? "test_matched.tsv" : file);
+        path = glue_task_file(o->data, task, o->split == "test" && task.name == "mnli" ? "test_matched.tsv" : file);
       } catch (const Error& e) {
         throw Error(std::string(e.what()) + (o->split == "test" ? "; use --split dev to predict the dev set" : ""));
       }
     }
-    LoadedForEval m = load_with_adapter(o->model, o->adapter, &task);
+    LoadedForEval m = load_with_adapter(o->model, o->adapter, glue.get());
     o->max_seq_len = effective_seq_len(m.lm.config, o->max_seq_len);
     auto tok = load_text_tokenizer(m.lm.dir);
-    auto examples = read_examples(task, path, -1, data::LabelMode::Auto);
+    auto examples = read_glue_subset(task, path, -1, false, 0, data::LabelMode::Auto);
     EncodedDataset ds(examples, *tok, static_cast<size_t>(o->max_seq_len), task.is_regression,
                       /*allow_unlabeled=*/true);
     at::Tensor logits = predict_logits(m.lm.model, ds, o->batch_size);

@@ -1,5 +1,5 @@
 // `lorakit sweep`: methods × tasks × ranks × seeds, resumable, with the papers' tables and plots
-// (src/train/sweep.h, docs/sweep.md).
+// (src/sweep/sweep.h, docs/sweep.md).
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -9,8 +9,8 @@
 
 #include "cli/commands.h"
 #include "core/errors.h"
+#include "sweep/sweep.h"
 #include "text/glue.h"
-#include "train/sweep.h"
 
 namespace lorakit::cli {
 namespace {

@@ -17,7 +17,7 @@
 #include "core/runtime.h"
 #include "core/safetensors.h"
 #include "models/checkpoint.h"
-#include "text/glue.h"
+#include "tasks/task.h"
 #include "text/tokenizer.h"
 #include "train/trainer.h"
 #include "tuners/lora/diagnostics.h"
@@ -72,7 +72,7 @@ std::vector<std::pair<std::string, T>> parse_pattern(const std::string& spec, co
 }
 
 void add_train(CLI::App& app) {
-  auto* cmd = app.add_subcommand("train", "Fine-tune a model on a GLUE task");
+  auto* cmd = app.add_subcommand("train", "Fine-tune a model on a task (GLUE, SQuAD, image classification)");
   struct Opts {
     std::string model, out, method = "lora", targets, target_regex, modules_to_save;
     std::string init = "kaiming", pair_mode = "bi-encoder", rank_pattern, alpha_pattern;
@@ -129,7 +129,7 @@ void add_train(CLI::App& app) {
     configure_threads(o->threads);
     o->t.progress = !o->no_progress;
     o->t.group_by_length = !o->no_group;
-    const auto& task = data::glue_task(o->d.task);
+    auto task = make_task(o->d.task);
     MethodOptions mo;
     mo.lora.r = o->r;
     mo.lora.lora_alpha = o->alpha;
@@ -156,29 +156,33 @@ void add_train(CLI::App& app) {
       if (!mts_opt->count()) mo.lora.modules_to_save = family.head_modules();
       method = make_method(o->method, mo);
     }
-    auto tok = load_text_tokenizer(model_dir);
-    const std::string train_path = o->d.train_file.empty() ? task_file(o->d.data, task, task.train_file) : o->d.train_file;
-    const std::string eval_path =
-        o->d.eval_file.empty() ? task_file(o->d.data, task, task.eval_files.at(0)) : o->d.eval_file;
-    const auto train_rows = read_examples(task, train_path, o->d.max_train_samples);
-    const auto eval_rows = read_examples(task, eval_path, o->d.max_eval_samples);
-    LoadOptions lo = load_options_for(task, o->t.seed);
+    LoadOptions lo;
+    lo.seed = o->t.seed;
+    task->head_options(lo);
     lo.pair_mode = o->pair_mode;
     LoadedModel lm = load_model(model_dir, lo);
-    const int64_t seq_len = effective_seq_len(lm.config, o->d.max_seq_len);
-    EncodedDataset train_ds(train_rows, *tok, seq_len, task.is_regression);
-    EncodedDataset eval_ds(eval_rows, *tok, seq_len, task.is_regression);
+    task->check_model(lm);
+    if (!mts_opt->count() && lm.config.head != family.head) {
+      // The task's head decides the default modules_to_save (qa_outputs for span QA).
+      mo.lora.modules_to_save = lm.config.head_modules();
+      method = make_method(o->method, mo);
+    }
+    TaskOptions to = o->d.t;
+    to.max_seq_len = effective_seq_len(lm.config, to.max_seq_len);
+    auto train_ds = task->load(Split::Train, lm, to);
+    auto eval_ds = task->load(Split::Eval, lm, to);
+    for (auto& n : to.notes) fmt::print(stderr, "lorakit train: {}\n", n);
     torch::manual_seed(o->t.seed);
     method->attach(lm.model);
-    fmt::print(stderr, "lorakit train: {} on {} ({} train / {} eval), {} trainable of {} parameters\n", o->method,
-               task.name, train_ds.size(), eval_ds.size(), count_trainable(*lm.model), count_all(*lm.model));
-    TrainResult r = train(lm, *method, train_ds, eval_ds, task, o->t);
+    fmt::print(stderr, "lorakit train: {} on {} ({} train / {} eval rows), {} trainable of {} parameters\n", o->method,
+               task->name(), train_ds->size(), eval_ds->size(), count_trainable(*lm.model), count_all(*lm.model));
+    TrainResult r = train(lm, *method, *task, *train_ds, *eval_ds, o->t);
     fmt::print("{}\n", r.summary.dump(2));
   });
 }
 
 void add_eval(CLI::App& app) {
-  auto* cmd = app.add_subcommand("eval", "Evaluate a model (optionally with a LoRA adapter) on a GLUE task");
+  auto* cmd = app.add_subcommand("eval", "Evaluate a model (optionally with a LoRA adapter) on a task");
   struct Opts {
     std::string model, adapter, out;
     int64_t batch_size = 64;
@@ -196,19 +200,16 @@ void add_eval(CLI::App& app) {
     validate_data_flags(o->d);
     if (o->batch_size <= 0) throw Error("--batch-size must be positive, got " + std::to_string(o->batch_size));
     configure_threads(o->threads);
-    const auto& task = data::glue_task(o->d.task);
-    LoadedForEval m = load_with_adapter(o->model, o->adapter, &task);
-    o->d.max_seq_len = effective_seq_len(m.lm.config, o->d.max_seq_len);
-    auto tok = load_text_tokenizer(m.lm.dir);
-    const std::string eval_path =
-        o->d.eval_file.empty() ? task_file(o->d.data, task, task.eval_files.at(0)) : o->d.eval_file;
-    EncodedDataset ds(read_examples(task, eval_path, o->d.max_eval_samples), *tok, o->d.max_seq_len,
-                      task.is_regression);
-    EvalResult r = evaluate(m.lm.model, ds, task, o->batch_size);
+    auto task = make_task(o->d.task);
+    LoadedForEval m = load_with_adapter(o->model, o->adapter, task.get());
+    TaskOptions to = o->d.t;
+    to.max_seq_len = effective_seq_len(m.lm.config, to.max_seq_len);
+    auto ds = task->load(Split::Eval, m.lm, to);
+    EvalResult r = evaluate(m.lm.model, *task, *ds, o->batch_size);
     nlohmann::ordered_json j;
-    j["task"] = task.name;
-    j["eval_file"] = eval_path;
-    j["examples"] = ds.size();
+    j["task"] = task->name();
+    j["data"] = to.notes;
+    j["examples"] = ds->size();
     j["eval_loss"] = r.loss;
     j["eval_accuracy"] = r.accuracy;
     for (auto& [k, v] : r.metrics) j["eval_" + k] = v;

@@ -154,7 +154,12 @@ LoadedModel load_use_lite_graph(const std::string& dir, const LoadOptions& opt) 
   lm.dir = dir;
   const int64_t labels = opt.num_labels > 0 ? opt.num_labels : 2;
   lm.config = use_lite_model_config(labels, opt.sentence_pair ? opt.pair_mode : "single");
-  if (opt.regression) {
+  if (opt.head == "question-answering") {
+    lm.config.head = opt.head;
+    lm.config.num_labels = 2;
+    lm.config.pair_mode = "concat";
+    lm.config.problem_type.clear();
+  } else if (opt.regression) {
     if (labels != 1) throw Error("regression needs num_labels = 1");
     lm.config.problem_type = "regression";
   } else {
@@ -190,15 +195,24 @@ LoadedModel load_model(const std::string& dir0, const LoadOptions& opt) {
   lm.dir = dir;
   lm.config = ModelConfig::from_file(join_path(dir, "config.json"));
   if (lm.config.model_type == "use-lite" && !opt.sentence_pair) lm.config.pair_mode = "single";
-  if (opt.num_labels > 0 && opt.num_labels != lm.config.num_labels) {
+  if (!opt.head.empty() && opt.head != "sequence-classification" && opt.head != "question-answering")
+    throw Error("unknown head '" + opt.head + "' (sequence-classification, question-answering)");
+  if (!opt.head.empty()) lm.config.head = opt.head;
+  if (lm.config.is_question_answering()) {
+    lm.config.num_labels = 2;
+    lm.config.id2label.clear();
+    lm.config.problem_type.clear();
+  } else if (opt.num_labels > 0 && opt.num_labels != lm.config.num_labels) {
     lm.config.num_labels = opt.num_labels;
     lm.config.id2label.clear();
   }
-  if (opt.regression) {
-    if (lm.config.num_labels != 1) throw Error("regression needs num_labels = 1");
-    lm.config.problem_type = "regression";
-  } else if (lm.config.num_labels > 1) {
-    lm.config.problem_type = "single_label_classification";
+  if (!lm.config.is_question_answering()) {
+    if (opt.regression) {
+      if (lm.config.num_labels != 1) throw Error("regression needs num_labels = 1");
+      lm.config.problem_type = "regression";
+    } else if (lm.config.num_labels > 1) {
+      lm.config.problem_type = "single_label_classification";
+    }
   }
   st::NamedTensors tensors = read_checkpoint_tensors(dir);
   torch::manual_seed(opt.seed);

@@ -37,6 +37,9 @@ struct LoadOptions {
   // sentence_pair = false and get a single-sentence head.
   std::string pair_mode = "bi-encoder";
   bool sentence_pair = true;
+  // "" keeps config.json's head; "sequence-classification" or "question-answering" sets it (a missing
+  // head is initialised, as transformers does for a checkpoint of another head).
+  std::string head;
 };
 
 // "use-lite" names the cached USE-lite model (lorakit fetch-model use-lite); anything else is a path.

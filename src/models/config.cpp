@@ -97,6 +97,7 @@ void read_distilbert(const json& j, ModelConfig& c, const std::string& src) {
   get_optional(j, "dropout", c.hidden_dropout_prob, src);
   get_optional(j, "attention_dropout", c.attention_probs_dropout_prob, src);
   get_optional(j, "seq_classif_dropout", c.seq_classif_dropout, src);
+  get_optional(j, "qa_dropout", c.qa_dropout, src);
   get_optional(j, "sinusoidal_pos_embds", c.sinusoidal_pos_embds, src);
   get_optional(j, "initializer_range", c.initializer_range, src);
   get_optional(j, "pad_token_id", c.pad_token_id, src);
@@ -223,6 +224,12 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     throw Error(src + ": model_type '" + c.model_type + "' is not supported (" + kFamilies + ")");
   get_optional(j, "problem_type", c.problem_type, src);
   get_optional(j, "torch_dtype", c.torch_dtype, src);
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+      j["architectures"][0].is_string()) {
+    const std::string a = j["architectures"][0].get<std::string>();
+    const std::string qa = "ForQuestionAnswering";
+    if (a.size() > qa.size() && a.compare(a.size() - qa.size(), qa.size(), qa) == 0) c.head = "question-answering";
+  }
   read_id2label(j, c, src);
   get_optional(j, "num_labels", c.num_labels, src);
   c.validate(src);
@@ -243,6 +250,7 @@ std::vector<std::string> ModelConfig::default_lora_targets() const {
 }
 
 std::vector<std::string> ModelConfig::head_modules() const {
+  if (is_question_answering()) return {"qa_outputs"};
   if (model_type == "distilbert") return {"pre_classifier", "classifier"};
   if (model_type == "deberta-v2") return {"pooler", "classifier"};
   return {"classifier"};
@@ -300,13 +308,16 @@ ModelConfig ModelConfig::from_file(const std::string& path) { return from_json_t
 
 std::string ModelConfig::to_json_text() const {
   nlohmann::ordered_json j;
-  const char* arch = model_type == "use-lite"     ? "UseLiteForSequenceClassification"
-                     : is_roberta()               ? "RobertaForSequenceClassification"
-                     : model_type == "distilbert" ? "DistilBertForSequenceClassification"
-                     : model_type == "deberta-v2" ? "DebertaV2ForSequenceClassification"
-                     : is_vit()                   ? "ViTForImageClassification"
-                                                  : "BertForSequenceClassification";
-  j["architectures"] = {arch};
+  const char* family = model_type == "use-lite"     ? "UseLite"
+                       : is_roberta()               ? "Roberta"
+                       : model_type == "distilbert" ? "DistilBert"
+                       : model_type == "deberta-v2" ? "DebertaV2"
+                       : is_vit()                   ? "ViT"
+                                                    : "Bert";
+  const char* kind = is_question_answering() ? "ForQuestionAnswering"
+                     : is_vit()              ? "ForImageClassification"
+                                             : "ForSequenceClassification";
+  j["architectures"] = {std::string(family) + kind};
   j["model_type"] = model_type;
   if (model_type == "distilbert") {
     j["vocab_size"] = vocab_size;
@@ -318,7 +329,7 @@ std::string ModelConfig::to_json_text() const {
     j["dropout"] = hidden_dropout_prob;
     j["attention_dropout"] = attention_probs_dropout_prob;
     j["seq_classif_dropout"] = seq_classif_dropout;
-    j["qa_dropout"] = 0.1;
+    j["qa_dropout"] = qa_dropout;
     j["max_position_embeddings"] = max_position_embeddings;
     j["sinusoidal_pos_embds"] = sinusoidal_pos_embds;
     j["initializer_range"] = initializer_range;

@@ -29,12 +29,18 @@ struct ModelConfig {
   std::string problem_type;                     // "", "regression", "single_label_classification"
   std::vector<std::string> id2label;             // optional
   std::string torch_dtype = "float32";
+  // The task head: "sequence-classification" (*ForSequenceClassification / ViTForImageClassification) or
+  // "question-answering" (*ForQuestionAnswering: qa_outputs on every token, models/qa_model.h). Read off
+  // config.json's architectures.
+  std::string head = "sequence-classification";
+  bool is_question_answering() const { return head == "question-answering"; }
   // USE-lite only: how sentence pairs reach the head: "bi-encoder", "concat" or "single".
   std::string pair_mode = "bi-encoder";
 
   // DistilBERT only.
   bool sinusoidal_pos_embds = false;
   double seq_classif_dropout = 0.2;
+  double qa_dropout = 0.1;
 
   // DeBERTa-v2/v3 only (DebertaV2Config and the getattr defaults of modeling_deberta_v2.py).
   bool relative_attention = false;

@@ -4,6 +4,7 @@
 #include "models/bert.h"
 #include "models/deberta.h"
 #include "models/distilbert.h"
+#include "models/qa_model.h"
 #include "models/use_lite_task.h"
 #include "models/vit.h"
 
@@ -14,7 +15,9 @@ at::Tensor TaskModelImpl::forward_pixels(const at::Tensor&) {
 }
 
 SequenceClassifier::SequenceClassifier(const ModelConfig& c) : ModuleHolder(nullptr) {
-  if (c.model_type == "bert" || c.model_type == "roberta")
+  if (c.is_question_answering())
+    impl_ = std::make_shared<QuestionAnsweringModelImpl>(c);
+  else if (c.model_type == "bert" || c.model_type == "roberta")
     impl_ = std::make_shared<BertClassifierImpl>(c);
   else if (c.model_type == "distilbert")
     impl_ = std::make_shared<DistilBertClassifierImpl>(c);

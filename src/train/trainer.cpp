@@ -16,7 +16,6 @@
 #include "core/errors.h"
 #include "core/fileutil.h"
 #include "text/batching.h"
-#include "text/metrics.h"
 
 namespace lorakit {
 namespace {
@@ -82,34 +81,32 @@ at::Tensor batch_logits(SequenceClassifier& model, const Batch& b) {
   return model->forward(b.input_ids, b.attention_mask, b.token_type_ids);
 }
 
-EvalResult evaluate(SequenceClassifier& model, const EncodedDataset& ds, const data::TaskInfo& task,
-                    int64_t batch_size, double tau) {
+EvalResult evaluate(SequenceClassifier& model, const Task& task, const TaskDataset& ds, int64_t batch_size,
+                    double tau) {
   auto t0 = Clock::now();
   EvalResult r;
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard ng;
-  r.predictions.assign(ds.size(), 0.0);
+  auto collector = task.collector(ds);
   double loss_sum = 0, correct = 0;
   for (auto& idx : data::make_batches(ds.lengths(), batch_size, 0, /*shuffle=*/false, /*group=*/true)) {
     Batch b = ds.collate(idx);
-    at::Tensor logits = batch_logits(model, b);
-    loss_sum += per_sample_loss(logits, b.labels, task.is_regression).sum().item<double>();
-    correct += correct_mask(logits, b.labels, task.is_regression, tau).sum().item<double>();
-    at::Tensor pred = task.is_regression ? logits.squeeze(-1).to(at::kDouble) : logits.argmax(-1).to(at::kDouble);
-    auto acc = pred.accessor<double, 1>();
-    for (size_t i = 0; i < idx.size(); ++i) r.predictions[idx[i]] = acc[i];
+    at::Tensor out = batch_logits(model, b);
+    loss_sum += task.per_sample_loss(out, b.labels).sum().item<double>();
+    correct += task.correct(out, b.labels, tau).sum().item<double>();
+    collector->add(out, b);
   }
   const double n = std::max<double>(1, ds.size());
   r.loss = loss_sum / n;
   r.accuracy = correct / n;
-  r.metrics = data::compute_glue_metrics(task, r.predictions, ds.labels());
+  r.metrics = collector->finish();
   r.seconds = since(t0);
   if (was_training) model->train();
   return r;
 }
 
-at::Tensor predict_logits(SequenceClassifier& model, const EncodedDataset& ds, int64_t batch_size) {
+at::Tensor predict_logits(SequenceClassifier& model, const TaskDataset& ds, int64_t batch_size) {
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard ng;
@@ -127,19 +124,20 @@ at::Tensor predict_logits(SequenceClassifier& model, const EncodedDataset& ds, i
 struct StepRunner::Impl {
   SequenceClassifier model;
   Method& method;
+  const Task& task;
   TrainConfig cfg;
   int64_t total, warmup;
   std::vector<double> group_lr;
   std::vector<at::Tensor> trainable;
   std::unique_ptr<torch::optim::AdamW> opt;
   std::mt19937_64 rng;
-  Impl(SequenceClassifier m, Method& me, const TrainConfig& c, int64_t t, int64_t w)
-      : model(std::move(m)), method(me), cfg(c), total(t), warmup(w), rng(c.seed) {}
+  Impl(SequenceClassifier m, Method& me, const Task& ta, const TrainConfig& c, int64_t t, int64_t w)
+      : model(std::move(m)), method(me), task(ta), cfg(c), total(t), warmup(w), rng(c.seed) {}
 };
 
-StepRunner::StepRunner(SequenceClassifier& model, Method& method, const TrainConfig& cfg, int64_t total_steps,
-                       int64_t warmup_steps)
-    : impl_(std::make_unique<Impl>(model, method, cfg, total_steps, warmup_steps)) {
+StepRunner::StepRunner(SequenceClassifier& model, Method& method, const Task& task, const TrainConfig& cfg,
+                       int64_t total_steps, int64_t warmup_steps)
+    : impl_(std::make_unique<Impl>(model, method, task, cfg, total_steps, warmup_steps)) {
   // Optimizer groups come from the method (biases / LayerNorm without decay by default).
   std::vector<ParamGroup> groups = method.param_groups(model, cfg.weight_decay);
   std::vector<torch::optim::OptimizerParamGroup> og;
@@ -163,7 +161,7 @@ double StepRunner::current_lr() const {
   return static_cast<torch::optim::AdamWOptions&>(impl_->opt->param_groups()[0].options()).lr();
 }
 
-StepRunner::Out StepRunner::step(const Batch& b, bool regression, int64_t epoch) {
+StepRunner::Out StepRunner::step(const Batch& b, int64_t epoch) {
   Impl& m = *impl_;
   m.model->train();
   at::Tensor logits = batch_logits(m.model, b);
@@ -174,8 +172,8 @@ StepRunner::Out StepRunner::step(const Batch& b, bool regression, int64_t epoch)
   info.rng = &m.rng;
   info.logits = logits;
   info.labels = b.labels;
-  info.regression = regression;
-  info.per_sample_loss = per_sample_loss(logits, b.labels, regression);
+  info.task = &m.task;
+  info.per_sample_loss = m.task.per_sample_loss(logits, b.labels);
   info.task_loss = info.per_sample_loss.mean();
   at::Tensor extra = m.method.extra_loss(info);
   at::Tensor loss = extra.defined() ? info.task_loss + extra : info.task_loss;
@@ -205,8 +203,8 @@ void TrainConfig::validate() const {
   if (out_dir.empty()) throw Error("--out is required");
 }
 
-TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train_ds, const EncodedDataset& eval_ds,
-                  const data::TaskInfo& task, const TrainConfig& cfg) {
+TrainResult train(LoadedModel& base, Method& method, const Task& task, const TaskDataset& train_ds,
+                  const TaskDataset& eval_ds, const TrainConfig& cfg) {
   cfg.validate();
   if (train_ds.size() == 0) throw Error("training set is empty");
   make_dirs(cfg.out_dir);
@@ -217,10 +215,10 @@ TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train
   const int64_t warmup =
       cfg.warmup_steps >= 0 ? cfg.warmup_steps : static_cast<int64_t>(std::ceil(cfg.warmup_ratio * total));
 
-  StepRunner runner(model, method, cfg, total, warmup);
+  StepRunner runner(model, method, task, cfg, total, warmup);
   const int64_t n_trainable = count_trainable(*model);
   int64_t n_inference = method.inference_params(model);
-  nlohmann::json run_cfg = {{"method", method.describe()}, {"task", task.name}, {"epochs", epochs},
+  nlohmann::json run_cfg = {{"method", method.describe()}, {"task", task.name()}, {"epochs", epochs},
                             {"total_steps", total}, {"warmup_steps", warmup}, {"batch_size", cfg.batch_size},
                             {"lr", cfg.lr}, {"weight_decay", cfg.weight_decay}, {"max_grad_norm", cfg.max_grad_norm},
                             {"seed", cfg.seed}, {"train_examples", train_ds.size()},
@@ -230,6 +228,7 @@ TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train
 
   Progress progress(cfg.progress, total);
   TrainResult result;
+  const std::string main_metric = task.main_metric();
   std::string jsonl;
   double best = -std::numeric_limits<double>::infinity();
   int64_t best_epoch = -1;
@@ -243,23 +242,24 @@ TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train
     double loss_sum = 0, correct = 0, n_seen = 0;
     auto batches = data::make_batches(train_ds.lengths(), cfg.batch_size, cfg.seed + epoch, /*shuffle=*/true,
                                       cfg.group_by_length);
+    train_ds.set_epoch(cfg.seed * 1000003ULL + static_cast<uint64_t>(epoch));
     for (auto& idx : batches) {
       if (step >= total) break;
       Batch b = train_ds.collate(idx);
-      StepRunner::Out so = runner.step(b, task.is_regression, epoch);
+      StepRunner::Out so = runner.step(b, epoch);
       at::Tensor logits = so.logits;
       ++step;
       const double bl = so.loss;
       if (!std::isfinite(bl)) throw Error("training diverged: loss is " + std::to_string(bl) + " at step " + std::to_string(step));
       loss_sum += bl * idx.size();
-      correct += correct_mask(logits, b.labels, task.is_regression, cfg.regression_tau).sum().item<double>();
+      correct += task.correct(logits, b.labels, cfg.regression_tau).sum().item<double>();
       n_seen += idx.size();
       samples_seen += idx.size();
       progress.update(step, epoch, loss_sum / n_seen, samples_seen / std::max(1e-9, train_seconds + since(ep_start)));
     }
     const double ep_train_seconds = since(ep_start);
     train_seconds += ep_train_seconds;
-    EvalResult ev = evaluate(model, eval_ds, task, cfg.eval_batch_size, cfg.regression_tau);
+    EvalResult ev = evaluate(model, task, eval_ds, cfg.eval_batch_size, cfg.regression_tau);
     nlohmann::ordered_json line;
     line["epoch"] = epoch;
     line["step"] = step;
@@ -282,10 +282,10 @@ TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train
     result.epochs.push_back(line);
     jsonl += line.dump() + "\n";
     write_text_atomically(join_path(cfg.out_dir, "metrics.jsonl"), jsonl);
-    const double main = ev.metrics.count(task.main_metric) ? ev.metrics.at(task.main_metric) : ev.accuracy;
+    const double main = ev.metrics.count(main_metric) ? ev.metrics.at(main_metric) : ev.accuracy;
     progress.message(fmt::format("epoch {}: train loss {:.4f} acc {:.4f} | eval loss {:.4f} {} {:.4f} | {:.1f}s", epoch,
                                  line["train_loss"].get<double>(), line["train_accuracy"].get<double>(), ev.loss,
-                                 task.main_metric, main, ep_train_seconds + ev.seconds));
+                                 main_metric, main, ep_train_seconds + ev.seconds));
     if (cfg.keep_best && main > best) {
       best = main;
       best_epoch = epoch;
@@ -294,11 +294,11 @@ TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train
   }
   save_dir_atomically(join_path(cfg.out_dir, "last"), [&](const std::string& d) { method.save(model, base, d); });
   nlohmann::ordered_json s;
-  s["task"] = task.name;
+  s["task"] = task.name();
   s["method"] = method.name();
-  s["main_metric"] = task.main_metric;
+  s["main_metric"] = main_metric;
   s["best_epoch"] = best_epoch;
-  s["best_" + task.main_metric] = best_epoch > 0 ? best : 0.0;
+  s["best_" + main_metric] = best_epoch > 0 ? best : 0.0;
   s["final"] = result.epochs.empty() ? nlohmann::json() : nlohmann::json(result.epochs.back());
   s["steps"] = step;
   s["wall_seconds"] = since(run_start);

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "train/data.h"
+#include "tasks/task.h"
 #include "tuners/method.h"
 
 namespace lorakit {
@@ -33,35 +33,34 @@ struct TrainConfig {
 };
 
 struct EvalResult {
-  double loss = 0;
-  double accuracy = 0;  // classification accuracy, or fraction within tau for regression
-  std::map<std::string, double> metrics;
-  std::vector<double> predictions;
+  double loss = 0;      // mean per-row task loss
+  double accuracy = 0;  // fraction of rows the task counts correct (within tau for regression)
+  std::map<std::string, double> metrics;  // the task's metrics (Task::metric_names)
   double seconds = 0;
 };
 
 // The model's logits for a batch: pixel_values for image models, token ids otherwise.
 at::Tensor batch_logits(SequenceClassifier& model, const Batch& b);
 
-EvalResult evaluate(SequenceClassifier& model, const EncodedDataset& ds, const data::TaskInfo& task,
-                    int64_t batch_size, double regression_tau = 0.5);
+EvalResult evaluate(SequenceClassifier& model, const Task& task, const TaskDataset& ds, int64_t batch_size,
+                    double regression_tau = 0.5);
 
-// Logits [N, C] (float32) of every example of `ds`, in dataset order (eval mode, no grad).
-at::Tensor predict_logits(SequenceClassifier& model, const EncodedDataset& ds, int64_t batch_size);
+// Logits [N, C] (float32) of every row of `ds`, in dataset order (eval mode, no grad).
+at::Tensor predict_logits(SequenceClassifier& model, const TaskDataset& ds, int64_t batch_size);
 
 // One optimizer step exactly as train() takes it: forward, task loss, method.extra_loss, backward,
 // clipping, method.before_optimizer_step, learning rate, AdamW step, method.after_optimizer_step.
 // Used by train() and by the benchmarks.
 class StepRunner {
  public:
-  StepRunner(SequenceClassifier& model, Method& method, const TrainConfig& cfg, int64_t total_steps,
-             int64_t warmup_steps);
+  StepRunner(SequenceClassifier& model, Method& method, const Task& task, const TrainConfig& cfg,
+             int64_t total_steps, int64_t warmup_steps);
   ~StepRunner();
   struct Out {
     at::Tensor logits;
     double loss;  // task loss (mean)
   };
-  Out step(const Batch& b, bool regression, int64_t epoch);
+  Out step(const Batch& b, int64_t epoch);
   int64_t steps_taken() const { return step_; }
   double current_lr() const;
   torch::optim::Optimizer& optimizer();
@@ -79,7 +78,7 @@ struct TrainResult {
 
 // Trains `base.model` with `method` (already attached) on `train`, evaluating on `eval` every epoch.
 // Writes <out>/metrics.jsonl, <out>/results.json, <out>/best/ and <out>/last/ (method.save).
-TrainResult train(LoadedModel& base, Method& method, const EncodedDataset& train, const EncodedDataset& eval,
-                  const data::TaskInfo& task, const TrainConfig& cfg);
+TrainResult train(LoadedModel& base, Method& method, const Task& task, const TaskDataset& train,
+                  const TaskDataset& eval, const TrainConfig& cfg);
 
 }  // namespace lorakit

@@ -1,6 +1,13 @@
 #include "tuners/method.h"
 
+#include "core/errors.h"
+
 namespace lorakit {
+
+at::Tensor StepInfo::correct(double tau) const {
+  if (!task) throw Error("StepInfo::correct: no task set for this step");
+  return task->correct(logits, labels, tau);
+}
 
 bool is_no_decay_param(const std::string& name) {
   auto ends_with = [&](const std::string& s) {

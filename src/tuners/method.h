@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "models/checkpoint.h"
+#include "tasks/task.h"
 
 namespace lorakit {
 
@@ -33,11 +34,13 @@ struct StepInfo {
   int64_t epoch = 0;
   std::mt19937_64* rng = nullptr;  // the run's seeded generator (for methods that draw)
   // Filled by the trainer before extra_loss():
-  at::Tensor logits;           // [B, C] (C = 1 for regression)
-  at::Tensor labels;           // [B] long (classification) or float (regression)
+  at::Tensor logits;           // the model's outputs: [B, C] (C = 1 for regression), [B, T, 2] for span QA
+  at::Tensor labels;           // Batch::labels
   at::Tensor per_sample_loss;  // [B], each sample's own loss (not divided by B)
   at::Tensor task_loss;        // mean of per_sample_loss
-  bool regression = false;
+  const Task* task = nullptr;  // the task being trained
+  // The task's "correct" mask [B] bool for these outputs (GR-LoRA's S); `tau`: regression tolerance.
+  at::Tensor correct(double tau) const;
 };
 
 struct ParamGroup {

@@ -6,7 +6,7 @@
 
 #include "core/safetensors.h"
 #include "models/bert.h"
-#include "train/data.h"
+#include "tasks/task.h"
 
 namespace lorakit::testing {
 

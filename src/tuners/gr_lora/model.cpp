@@ -5,7 +5,6 @@
 #include <cmath>
 
 #include "core/errors.h"
-#include "train/data.h"
 #include "tuners/registry.h"
 
 namespace lorakit {
@@ -114,7 +113,7 @@ at::Tensor GrLoraMethod::penalty_sum_naive(const at::Tensor& per_sample_loss, co
 
 at::Tensor GrLoraMethod::penalty(const StepInfo& step, const std::string& mode_in) const {
   const std::string mode = mode_in.empty() ? gr_.penalty_mode : mode_in;
-  at::Tensor correct = correct_mask(step.logits, step.labels, step.regression, gr_.tau);
+  at::Tensor correct = step.correct(gr_.tau);
   const int64_t n_s = correct.sum().item<int64_t>();
   if (n_s == 0) return at::zeros({}, step.per_sample_loss.options().requires_grad(false));
   at::Tensor sum;
@@ -135,7 +134,7 @@ at::Tensor GrLoraMethod::extra_loss(StepInfo& step) {
   }
   const double before_delta = ph_.delta_grad;
   const int64_t batch = step.logits.size(0);
-  at::Tensor correct = correct_mask(step.logits, step.labels, step.regression, gr_.tau);
+  at::Tensor correct = step.correct(gr_.tau);
   frac_sum_ += correct.sum().item<double>() / std::max<int64_t>(1, batch);
   ++steps_;
   at::Tensor p;

@@ -110,6 +110,7 @@ nlohmann::json LoraMethod::sidecar(const SequenceClassifier& model) const {
   extra["num_labels"] = model->cfg.num_labels;
   extra["problem_type"] = model->cfg.problem_type;
   extra["model_type"] = model->cfg.model_type;
+  extra["head"] = model->cfg.head;
   if (model->cfg.model_type == "use-lite") extra["pair_mode"] = model->cfg.pair_mode;
   return extra;
 }
@@ -135,6 +136,8 @@ void save_adapter_files(const std::string& dir,
   // PEFT's SEQ_CLS wrapper feeds input_ids to the base model, which ViTForImageClassification refuses:
   // image adapters carry task_type null, as PEFT's image-classification guide writes them.
   if (sidecar.value("model_type", std::string()) == "vit") cfg["task_type"] = nullptr;
+  // Span QA heads: PEFT's QUESTION_ANS wrapper (PeftModelForQuestionAnswering, qa_outputs saved in full).
+  if (sidecar.value("head", std::string()) == "question-answering") cfg["task_type"] = "QUESTION_ANS";
   write_text_atomically(join_path(dir, "adapter_config.json"), cfg.dump(2) + "\n");
 }
 

@@ -1,4 +1,4 @@
-#include "train/data.h"
+#include "tasks/glue/dataset.h"
 
 #include <ATen/ATen.h>
 
@@ -47,19 +47,6 @@ Batch EncodedDataset::collate(const std::vector<size_t>& idx) const {
   }
   b.indices = idx;
   return b;
-}
-
-at::Tensor per_sample_loss(const at::Tensor& logits, const at::Tensor& labels, bool regression) {
-  if (regression) {
-    at::Tensor d = logits.squeeze(-1) - labels.to(logits.scalar_type());
-    return d * d;
-  }
-  return at::cross_entropy_loss(logits, labels, {}, at::Reduction::None);
-}
-
-at::Tensor correct_mask(const at::Tensor& logits, const at::Tensor& labels, bool regression, double tau) {
-  if (regression) return (logits.squeeze(-1).detach() - labels.to(logits.scalar_type())).abs().le(tau);
-  return logits.detach().argmax(-1).eq(labels);
 }
 
 }  // namespace lorakit

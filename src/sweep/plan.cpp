@@ -1,0 +1,187 @@
+// The sweep plan: plan_sweep (one SweepRun per task × seed × method × rank, with its run_spec.json),
+// SweepRun::label, and run_state (finished / pending / partial / changed, from the spec diffs).
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/fileutil.h"
+#include "sweep/internal.h"
+#include "sweep/sweep.h"
+#include "text/glue.h"
+#include "tuners/registry.h"
+
+namespace lorakit {
+using namespace sweep_detail;
+namespace {
+
+// <data>/<TASK>/<file>, or <data>/<file> when --data is the task's own folder.
+std::string resolve_task_file(const std::string& data_dir, const data::TaskInfo& task, const std::string& file) {
+  const std::string in_task = join_path(join_path(data_dir, task.dir_name), file);
+  if (file_exists(in_task)) return in_task;
+  const std::string direct = join_path(data_dir, file);
+  if (file_exists(direct)) return direct;
+  throw Error("sweep: cannot find " + file + " for task " + task.name + " under " + data_dir + " (tried " + in_task +
+              " and " + direct + ")");
+}
+
+std::string train_path(const SweepConfig& c, const data::TaskInfo& t) {
+  auto it = c.train_file.find(t.name);
+  if (it != c.train_file.end()) {
+    if (!file_exists(it->second)) throw Error("sweep: train_file for " + t.name + ": " + it->second + " does not exist");
+    return it->second;
+  }
+  return resolve_task_file(c.data, t, t.train_file);
+}
+
+std::string eval_path(const SweepConfig& c, const data::TaskInfo& t) {
+  auto it = c.eval_file.find(t.name);
+  if (it != c.eval_file.end()) {
+    if (!file_exists(it->second)) throw Error("sweep: eval_file for " + t.name + ": " + it->second + " does not exist");
+    return it->second;
+  }
+  return resolve_task_file(c.data, t, t.eval_files.at(0));
+}
+
+json merged_method_options(const SweepConfig& c, const std::string& method) {
+  json extra = json::object();
+  auto all = c.method_options.find("*");
+  if (all != c.method_options.end())
+    for (auto& [k, v] : all->second.items()) extra[k] = v;
+  auto own = c.method_options.find(method);
+  if (own != c.method_options.end())
+    for (auto& [k, v] : own->second.items()) extra[k] = v;
+  return extra;
+}
+
+double alpha_for(const SweepConfig& c, int64_t r) { return c.alpha > 0 ? c.alpha : c.alpha_ratio * static_cast<double>(r); }
+
+}  // namespace
+
+bool sweep_rank_free(const std::string& method) { return method == "full"; }
+
+std::string SweepRun::label() const {
+  return sweep_rank_free(method) ? fmt::format("{} {} seed {}", task, method, seed)
+                                 : fmt::format("{} {} r{} seed {}", task, method, rank, seed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plan and state
+
+std::vector<SweepRun> plan_sweep(const SweepConfig& c) {
+  c.validate();
+  std::vector<std::string> methods = c.methods;
+  for (auto& m : c.optional_methods)
+    if (registered(m)) methods.push_back(m);
+  std::vector<SweepRun> runs;
+  for (auto& tname : c.tasks) {
+    const auto& task = data::glue_task(tname);
+    const std::string trp = train_path(c, task), evp = eval_path(c, task);
+    for (auto seed : c.seeds) {
+      for (auto& m : methods) {
+        const std::vector<int64_t> ranks = sweep_rank_free(m) ? std::vector<int64_t>{0} : c.ranks;
+        for (auto r : ranks) {
+          SweepRun run;
+          run.task = task.name;
+          run.method = m;
+          run.rank = r;
+          run.seed = seed;
+          const std::string leaf = sweep_rank_free(m) ? m : fmt::format("{}-r{}", m, r);
+          run.dir = join_path(join_path(join_path(join_path(c.out, "runs"), task.name), leaf), fmt::format("seed{}", seed));
+          ojson& s = run.spec;
+          s["task"] = task.name;
+          s["method"] = m;
+          if (!sweep_rank_free(m)) s["rank"] = r;
+          s["seed"] = seed;
+          s["model"] = c.model;
+          s["train_file"] = trp;
+          s["eval_file"] = evp;
+          const int64_t mt = c.max_train_samples.get(task.name);
+          s["max_train_samples"] = mt > 0 ? mt : -1;
+          if (mt > 0) {
+            s["subsample"] = c.subsample;
+            if (c.subsample == "random") s["data_seed"] = c.data_seed;
+          }
+          const int64_t me = c.max_eval_samples.get(task.name);
+          s["max_eval_samples"] = me > 0 ? me : -1;
+          s["max_seq_len"] = c.max_seq_len;
+          s["epochs"] = c.epochs.get(task.name);
+          s["lr"] = c.lr.get(m);
+          s["batch_size"] = c.batch_size;
+          s["eval_batch_size"] = c.eval_batch_size;
+          s["weight_decay"] = c.weight_decay;
+          s["warmup_ratio"] = c.warmup_ratio;
+          s["max_grad_norm"] = c.max_grad_norm;
+          if (!sweep_rank_free(m)) {
+            ojson l;
+            l["r"] = r;
+            l["alpha"] = alpha_for(c, r);
+            l["dropout"] = c.lora_dropout;
+            l["target_modules"] = c.target_modules;
+            l["target_regex"] = c.target_regex;
+            l["modules_to_save"] = c.modules_to_save;
+            l["rslora"] = c.rslora;
+            l["init"] = c.init;
+            s["lora"] = l;
+          }
+          json extra = merged_method_options(c, m);
+          if (!sweep_rank_free(m)) apply_table_rank(m, r, task.name, extra);
+          if (!extra.empty()) s["method_options"] = extra;
+          runs.push_back(std::move(run));
+        }
+      }
+    }
+  }
+  return runs;
+}
+
+namespace {
+// Keys whose values differ between two specs ("epochs: 3 → 5").
+std::vector<std::string> spec_differences(const json& old_spec, const json& new_spec) {
+  std::vector<std::string> d;
+  std::set<std::string> keys;
+  for (auto& [k, _] : old_spec.items()) keys.insert(k);
+  for (auto& [k, _] : new_spec.items()) keys.insert(k);
+  for (auto& k : keys) {
+    const json a = old_spec.contains(k) ? old_spec[k] : json(), b = new_spec.contains(k) ? new_spec[k] : json();
+    if (a != b) d.push_back(k + ": " + (a.is_null() ? "(none)" : a.dump()) + " → " + (b.is_null() ? "(none)" : b.dump()));
+  }
+  return d;
+}
+}  // namespace
+
+namespace sweep_detail {
+
+std::vector<std::string> run_changes(const SweepRun& run) {
+  const std::string sp = join_path(run.dir, "run_spec.json");
+  if (!file_exists(sp)) return {"run_spec.json is missing (not made by this sweep)"};
+  json old_spec;
+  try {
+    old_spec = read_json_file(sp);
+  } catch (const Error&) {
+    return {"run_spec.json is unreadable"};
+  }
+  return spec_differences(old_spec, json::parse(run.spec.dump()));
+}
+
+}  // namespace sweep_detail
+
+RunState run_state(const SweepRun& run) {
+  if (file_exists(join_path(run.dir, "results.json"))) return run_changes(run).empty() ? RunState::Finished : RunState::Changed;
+  return fs::exists(run.dir) ? RunState::Partial : RunState::Pending;
+}
+
+const char* run_state_name(RunState s) {
+  switch (s) {
+    case RunState::Finished: return "finished";
+    case RunState::Pending: return "pending";
+    case RunState::Partial: return "partial";
+    case RunState::Changed: return "changed";
+  }
+  return "?";
+}
+
+}  // namespace lorakit

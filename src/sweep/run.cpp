@@ -1,0 +1,286 @@
+// The sweep runner: run_sweep (skip finished runs, redo partial ones, log progress and the ETA, then
+// write the report), run_one, and loading each task's data and each run's model.
+#include <fmt/core.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/fileutil.h"
+#include "core/runtime.h"
+#include "models/checkpoint.h"
+#include "sweep/internal.h"
+#include "sweep/sweep.h"
+#include "text/glue.h"
+#include "text/tokenizer.h"
+#include "tasks/task.h"
+#include "train/trainer.h"
+#include "tuners/registry.h"
+
+namespace lorakit {
+using namespace sweep_detail;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The run's model with the task's head (the same LoadOptions as `lorakit train`).
+LoadedModel sweep_model(const std::string& model, const Task& task, uint64_t seed) {
+  LoadOptions lo;
+  lo.seed = seed;
+  task.head_options(lo);
+  LoadedModel lm = load_model(model, lo);
+  task.check_model(lm);
+  return lm;
+}
+
+// One task's data, loaded once for all its runs (with the first run's model: only its tokenizer,
+// image processor and limits matter, which every run of the sweep shares).
+struct TaskData {
+  std::string task;
+  std::unique_ptr<Task> t;
+  std::unique_ptr<TaskDataset> train, eval;
+};
+
+// A failure here (a missing or malformed file, a model that cannot run the task) stops the sweep: it
+// would fail every run of the task.
+void load_task_data(TaskData& td, const SweepConfig& c, const SweepRun& run, std::ostream& log) {
+  if (td.task == run.task) return;
+  td = TaskData{};
+  const auto& s = run.spec;
+  td.t = make_task(run.task);
+  TaskOptions o;
+  o.train_file = s["train_file"].get<std::string>();
+  o.eval_file = s["eval_file"].get<std::string>();
+  o.max_train_samples = s["max_train_samples"].get<int64_t>();
+  o.max_eval_samples = s["max_eval_samples"].get<int64_t>();
+  o.random_subsample = s.contains("subsample") && s["subsample"] == "random";
+  o.data_seed = s.contains("data_seed") ? s["data_seed"].get<uint64_t>() : 0;
+  o.max_seq_len = s["max_seq_len"].get<int64_t>();
+  auto t0 = Clock::now();
+  try {
+    const LoadedModel lm = sweep_model(c.model, *td.t, run.seed);
+    td.train = td.t->load(Split::Train, lm, o);
+    td.eval = td.t->load(Split::Eval, lm, o);
+  } catch (const std::exception& e) {
+    throw Error(std::string("sweep: ") + e.what());
+  }
+  td.task = run.task;
+  log << fmt::format("sweep: {}: {} training / {} evaluation rows (read in {:.1f} s)\n", run.task, td.train->size(),
+                     td.eval->size(), since(t0));
+}
+
+// One run, start to finish, into run.dir (which is emptied first). Throws on failure.
+nlohmann::json run_one(const SweepConfig& c, const SweepRun& run, const TaskData& td) {
+  auto t0 = Clock::now();
+  std::error_code ec;
+  fs::remove_all(run.dir, ec);
+  make_dirs(run.dir);
+  write_text_atomically(join_path(run.dir, "run_spec.json"), run.spec.dump(2) + "\n");
+  const auto& s = run.spec;
+
+  MethodOptions mo;
+  if (s.contains("lora")) {
+    const auto& l = s["lora"];
+    mo.lora.r = l["r"].get<int64_t>();
+    mo.lora.lora_alpha = l["alpha"].get<double>();
+    mo.lora.lora_dropout = l["dropout"].get<double>();
+    mo.lora.target_modules = l["target_modules"].get<std::vector<std::string>>();
+    mo.lora.target_regex = l["target_regex"].get<std::string>();
+    mo.lora.modules_to_save = l["modules_to_save"].get<std::vector<std::string>>();
+    mo.lora.use_rslora = l["rslora"].get<bool>();
+    mo.lora.init_lora_weights = l["init"].get<std::string>();
+  }
+  if (s.contains("method_options")) mo.extra = s["method_options"];
+  auto method = make_method(run.method, mo);
+
+  // Same order as `lorakit train`, so a sweep run equals the corresponding train command.
+  const auto task = make_task(run.task);
+  LoadedModel lm = sweep_model(c.model, *task, run.seed);
+  torch::manual_seed(run.seed);
+  method->attach(lm.model);
+  const double setup_seconds = since(t0);
+
+  TrainConfig tc;
+  tc.out_dir = run.dir;
+  tc.epochs = s["epochs"].get<int64_t>();
+  tc.lr = s["lr"].get<double>();
+  tc.batch_size = s["batch_size"].get<int64_t>();
+  tc.eval_batch_size = s["eval_batch_size"].get<int64_t>();
+  tc.weight_decay = s["weight_decay"].get<double>();
+  tc.warmup_ratio = s["warmup_ratio"].get<double>();
+  tc.max_grad_norm = s["max_grad_norm"].get<double>();
+  tc.seed = run.seed;
+  tc.progress = c.progress;
+  train(lm, *method, *td.t, *td.train, *td.eval, tc);
+
+  // The trainer wrote results.json last; add the sweep's own record (atomically: a reader sees the
+  // old or the new file, and an interruption here leaves a finished run).
+  ojson summary = ojson::parse(read_text_file(join_path(run.dir, "results.json")));
+  ojson sw;
+  sw["run"] = run.label();
+  sw["setup_seconds"] = setup_seconds;
+  sw["run_wall_seconds"] = since(t0);
+  sw["threads"] = at::get_num_threads();
+  sw["finished_at"] = utc_now();
+  summary["sweep"] = sw;
+  write_text_atomically(join_path(run.dir, "results.json"), summary.dump(2) + "\n");
+  return json(summary);
+}
+
+// Remaining time from the wall times of finished runs: a pending run is estimated by the mean of
+// finished runs with the same task, method and rank, else the same task, else all runs.
+class Eta {
+ public:
+  void add(const SweepRun& r, double w) {
+    if (!std::isfinite(w)) return;
+    by_key_[key(r)].push_back(w);
+    by_task_[r.task].push_back(w);
+    all_.push_back(w);
+  }
+  // Seconds for the runs with done[i] == false; < 0 when no run has finished yet.
+  double remaining(const std::vector<SweepRun>& runs, const std::vector<bool>& done) const {
+    if (all_.empty()) return -1;
+    double t = 0;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      if (done[i]) continue;
+      auto k = by_key_.find(key(runs[i]));
+      auto tk = by_task_.find(runs[i].task);
+      t += k != by_key_.end() ? mean(k->second) : tk != by_task_.end() ? mean(tk->second) : mean(all_);
+    }
+    return t;
+  }
+
+ private:
+  static std::string key(const SweepRun& r) { return r.task + "|" + r.method + "|" + std::to_string(r.rank); }
+  static double mean(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / v.size(); }
+  std::map<std::string, std::vector<double>> by_key_, by_task_;
+  std::vector<double> all_;
+};
+
+double recorded_wall_seconds(const SweepRun& run) {
+  try {
+    const json r = read_json_file(join_path(run.dir, "results.json"));
+    if (r.contains("sweep") && r["sweep"].contains("run_wall_seconds")) return r["sweep"]["run_wall_seconds"].get<double>();
+    return r.value("wall_seconds", std::nan(""));
+  } catch (const std::exception&) {
+    return std::nan("");
+  }
+}
+
+}  // namespace
+
+SweepSummary run_sweep(const SweepConfig& c, const SweepOptions& opt) {
+  std::ostream& log = opt.log ? *opt.log : std::cerr;
+  const std::vector<SweepRun> runs = plan_sweep(c);
+  std::vector<RunState> states;
+  size_t n_fin = 0, n_changed = 0;
+  Eta eta;
+  std::vector<bool> done;
+  for (auto& r : runs) {
+    states.push_back(run_state(r));
+    n_fin += states.back() == RunState::Finished;
+    n_changed += states.back() == RunState::Changed;
+    done.push_back(states.back() == RunState::Finished);
+    if (done.back()) eta.add(r, recorded_wall_seconds(r));
+  }
+  for (auto& m : c.optional_methods)
+    if (!registered(m)) log << "sweep: optional method '" << m << "' is not registered in this build; left out\n";
+  log << fmt::format("sweep: {} runs ({} finished, {} to run{}) → {}\n", runs.size(), n_fin, runs.size() - n_fin,
+                     n_changed ? fmt::format(", {} changed", n_changed) : std::string(), c.out);
+  SweepSummary sum;
+  sum.planned = runs.size();
+  if (opt.dry_run) {
+    const int w = static_cast<int>(std::to_string(runs.size()).size());
+    for (size_t i = 0; i < runs.size(); ++i)
+      log << fmt::format("[{:>{}}/{}] {:<9} {:<28} {}\n", i + 1, w, runs.size(), run_state_name(states[i]),
+                         runs[i].label(), runs[i].dir);
+    const double left = eta.remaining(runs, done);
+    if (left >= 0 && n_fin < runs.size())
+      log << fmt::format("sweep: about {} left, estimated from the finished runs' wall times\n", hms(left));
+    return sum;
+  }
+  if (n_changed && !opt.redo_changed && !opt.report_only) {
+    std::string msg = fmt::format("sweep: {} finished run(s) were made with different settings:", n_changed);
+    size_t shown = 0;
+    for (size_t i = 0; i < runs.size() && shown < 5; ++i) {
+      if (states[i] != RunState::Changed) continue;
+      ++shown;
+      msg += "\n  " + runs[i].dir + ":";
+      for (auto& d : run_changes(runs[i])) msg += "\n    " + d;
+    }
+    msg += "\nuse another --out, delete those runs, or pass --redo-changed to redo them";
+    throw Error(msg);
+  }
+  make_dirs(c.out);
+  if (!opt.report_only) {
+    write_text_atomically(join_path(c.out, "sweep_config.json"), c.to_json().dump(2) + "\n");
+    configure_threads(c.threads);
+    TaskData td;
+    const int w = static_cast<int>(std::to_string(runs.size()).size());
+    const auto start = Clock::now();
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const SweepRun& run = runs[i];
+      const std::string head = fmt::format("[{:>{}}/{}] {}", i + 1, w, runs.size(), run.label());
+      if (states[i] == RunState::Finished) {
+        ++sum.skipped;
+        log << head << ": finished earlier, skipped\n";
+        continue;
+      }
+      load_task_data(td, c, run, log);
+      log << head << (states[i] == RunState::Partial ? ": redoing an unfinished run\n" : ": running\n");
+      log.flush();
+      try {
+        const json s = run_one(c, run, td);
+        ++sum.ran;
+        const std::string main_metric = make_task(run.task)->main_metric();
+        const std::string key = "best_" + main_metric;
+        const double wall = s["sweep"]["run_wall_seconds"].get<double>();
+        done[i] = true;
+        eta.add(run, wall);
+        const double left = eta.remaining(runs, done);
+        log << fmt::format("{}: {} {:.4f} (best epoch {}) in {:.1f} s, {:.0f} train samples/s; elapsed {}{}\n", head,
+                           main_metric, s.value(key, 0.0), s.value("best_epoch", int64_t{-1}), wall,
+                           s.value("train_samples_per_second", 0.0), hms(since(start)),
+                           left > 0 ? ", about " + hms(left) + " left" : std::string());
+      } catch (const std::exception& e) {
+        ++sum.failed;
+        const auto* ce = dynamic_cast<const c10::Error*>(&e);
+        std::string what = ce ? ce->what_without_backtrace() : e.what();
+        sum.failures.push_back(run.label() + ": " + what);
+        try {
+          write_text_atomically(join_path(run.dir, "error.txt"), what + "\n");
+        } catch (...) {
+        }
+        log << head << ": FAILED: " << what << "\n";
+        done[i] = true;
+      }
+      log.flush();
+    }
+  }
+  SweepSummary rep = write_sweep_report(c, runs);
+  sum.plots_ok = rep.plots_ok;
+  sum.plots_note = rep.plots_note;
+  sum.report = rep.report;
+  // Failures of this invocation, plus unfinished runs the report found.
+  if (opt.report_only) sum.failures = rep.failures;
+  if (opt.report_only)
+    log << fmt::format("sweep: report of {} runs ({} finished) written to {}{}\n", runs.size(), n_fin, sum.report,
+                       sum.plots_ok ? "" : " (no plots: " + sum.plots_note + ")");
+  else
+    log << fmt::format("sweep: {} runs: {} ran, {} skipped (finished), {} failed; report {}{}\n", runs.size(), sum.ran,
+                       sum.skipped, sum.failed, sum.report, sum.plots_ok ? "" : " (no plots: " + sum.plots_note + ")");
+  return sum;
+}
+
+}  // namespace lorakit
