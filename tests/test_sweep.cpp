@@ -374,16 +374,18 @@ TEST(SweepExamples, ShippedConfigsParseAndPlan) {
     Cwd() { fs::current_path(lorakit::testing::source_dir()); }
     ~Cwd() { fs::current_path(old); }
   } cwd;
-  for (const char* name : {"sweep-glue.json", "sweep-tiny.json"}) {
+  for (const char* name : {"sweep-glue.json", "sweep-tiny.json", "sweep-squad.json", "sweep-figure1.json"}) {
     SCOPED_TRACE(name);
     const std::string path = lorakit::testing::source_dir() + "/examples/" + name;
     const SweepConfig c = SweepConfig::from_file(path);
     size_t per_seed_task = 0;
+    const auto names = method_names();
     for (auto& m : c.methods) {
-      const auto names = method_names();
       EXPECT_NE(std::find(names.begin(), names.end(), m), names.end()) << m;
       per_seed_task += m == "full" ? 1 : c.ranks.size();
     }
+    for (auto& m : c.optional_methods)  // run when registered (adalora, sora are)
+      if (std::find(names.begin(), names.end(), m) != names.end()) per_seed_task += c.ranks.size();
     const auto runs = plan_sweep(c);
     EXPECT_EQ(runs.size(), c.tasks.size() * c.seeds.size() * per_seed_task);
     for (auto& r : runs) EXPECT_GT(r.spec["epochs"].get<int>(), 0) << r.label();

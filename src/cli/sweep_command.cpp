@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/errors.h"
 #include "sweep/sweep.h"
+#include "tasks/task.h"
 #include "text/glue.h"
 
 namespace lorakit::cli {
@@ -40,8 +41,8 @@ T parse_number(const std::string& s, const std::string& flag) {
 
 std::string canonical_task_flag(const std::string& name, const std::string& flag) {
   try {
-    return data::glue_task(name).name;
-  } catch (const data::GlueError& e) {
+    return canonical_task_name(name);
+  } catch (const std::exception& e) {
     throw Error(flag + ": " + e.what());
   }
 }
@@ -78,7 +79,7 @@ void register_sweep_command(CLI::App& app) {
   cmd->add_option("--out", o->out, "output directory (runs/, results.md, results.csv, plots/)");
   cmd->add_option("--model", o->model, "model directory every run starts from");
   cmd->add_option("--data", o->data, "GLUE root (holding MRPC/ ...)");
-  cmd->add_option("--tasks", o->tasks, "comma-separated GLUE tasks, e.g. cola,stsb,mrpc,sst2");
+  cmd->add_option("--tasks", o->tasks, "comma-separated tasks, e.g. cola,stsb,mrpc,sst2 or squad or fashion-mnist");
   cmd->add_option("--methods", o->methods, "comma-separated methods, e.g. full,lora,rm-lora");
   cmd->add_option("--ranks", o->ranks, "comma-separated LoRA ranks, e.g. 4,8");
   cmd->add_option("--seeds", o->seeds, "comma-separated seeds, e.g. 1,2,3");

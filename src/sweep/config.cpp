@@ -9,6 +9,7 @@
 #include "core/fileutil.h"
 #include "sweep/internal.h"
 #include "sweep/sweep.h"
+#include "tasks/task.h"
 #include "text/glue.h"
 #include "tuners/registry.h"
 
@@ -21,8 +22,8 @@ namespace {
 
 std::string canonical_task(const std::string& name, const std::string& where) {
   try {
-    return data::glue_task(name).name;
-  } catch (const data::GlueError& e) {
+    return canonical_task_name(name);
+  } catch (const std::exception& e) {
     throw Error(where + ": " + e.what());
   }
 }
@@ -137,9 +138,9 @@ SweepConfig SweepConfig::from_json(const json& j, const std::string& source) {
     else if (k == "max_eval_samples") c.max_eval_samples = per_name<int64_t>(v, w(k), integer, true, c.max_eval_samples.fallback);
     else if (k == "subsample") c.subsample = str_of(v, w(k));
     else if (k == "data_seed") c.data_seed = static_cast<uint64_t>(integer(v, w(k)));
-    else if (k == "train_file" || k == "eval_file") {
+    else if (k == "train_file" || k == "eval_file" || k == "task_data") {
       if (!v.is_object()) throw Error(w(k) + ": expected an object {\"task\": \"path\"}");
-      auto& m = k == "train_file" ? c.train_file : c.eval_file;
+      auto& m = k == "train_file" ? c.train_file : k == "eval_file" ? c.eval_file : c.task_data;
       for (auto& [t, p] : v.items()) m[canonical_task(t, w(k))] = str_of(p, w(k) + "." + t);
     } else if (k == "lora") {
       if (!v.is_object()) throw Error(w(k) + ": expected an object");
@@ -172,7 +173,7 @@ SweepConfig SweepConfig::from_json(const json& j, const std::string& source) {
     else
       throw Error(w(k) + ": unknown key (known: model, data, out, tasks, methods, optional_methods, ranks, seeds, "
                          "epochs, lr, batch_size, eval_batch_size, max_seq_len, max_train_samples, max_eval_samples, "
-                         "subsample, data_seed, train_file, eval_file, lora, method_options, weight_decay, "
+                         "subsample, data_seed, train_file, eval_file, task_data, lora, method_options, weight_decay, "
                          "warmup_ratio, max_grad_norm, threads, progress, gnuplot)");
   }
   return c;
@@ -209,6 +210,7 @@ ojson SweepConfig::to_json() const {
   j["data_seed"] = data_seed;
   j["train_file"] = train_file;
   j["eval_file"] = eval_file;
+  j["task_data"] = task_data;
   ojson l;
   if (alpha > 0) l["alpha"] = alpha;
   else l["alpha_ratio"] = alpha_ratio;

@@ -39,7 +39,14 @@ std::string fmt_stat(const Stat& s, int decimals, size_t expected_n);
 
 // ---- Names in tables
 
-std::string task_title(const std::string& task);  // the task's GLUE folder name ("MRPC")
+std::string task_title(const std::string& task);
+// What the report needs of a task, from the task registry: its title (GLUE's folder name, "SQuAD v1.1",
+// "Fashion-MNIST", ...), main metric and metric names.
+struct TaskFacts {
+  std::string dir_name, main_metric;
+  std::vector<std::string> metric_names;
+};
+TaskFacts task_facts(const std::string& task);  // the task's GLUE folder name ("MRPC")
 std::string metric_title(const std::string& m);   // "MCC", "Acc", ...
 // The metrics seed 001 Table 1 reports for a task (CoLA MCC, STS-B Pearson / Spearman, MRPC Acc / F1, ...).
 std::vector<std::string> table_metrics(const std::string& task);

@@ -11,6 +11,7 @@
 #include "core/fileutil.h"
 #include "sweep/internal.h"
 #include "sweep/sweep.h"
+#include "tasks/task.h"
 #include "text/glue.h"
 #include "tuners/registry.h"
 
@@ -78,37 +79,57 @@ std::vector<SweepRun> plan_sweep(const SweepConfig& c) {
     if (registered(m)) methods.push_back(m);
   std::vector<SweepRun> runs;
   for (auto& tname : c.tasks) {
-    const auto& task = data::glue_task(tname);
-    const std::string trp = train_path(c, task), evp = eval_path(c, task);
+    const auto kind = make_task(tname)->kind();
+    std::string trp, evp, task_data;
+    if (kind == "glue") {
+      const auto& glue = data::glue_task(tname);
+      trp = train_path(c, glue);
+      evp = eval_path(c, glue);
+    } else {
+      // The task finds its own files under task_data (or its default); train_file / eval_file override.
+      for (const bool train : {true, false}) {
+        const auto& files = train ? c.train_file : c.eval_file;
+        auto it = files.find(tname);
+        if (it == files.end()) continue;
+        if (!file_exists(it->second))
+          throw Error(std::string("sweep: ") + (train ? "train_file" : "eval_file") + " for " + tname + ": " +
+                      it->second + " does not exist");
+        (train ? trp : evp) = it->second;
+      }
+      auto it = c.task_data.find(tname);
+      if (it != c.task_data.end()) task_data = it->second;
+    }
+
     for (auto seed : c.seeds) {
       for (auto& m : methods) {
         const std::vector<int64_t> ranks = sweep_rank_free(m) ? std::vector<int64_t>{0} : c.ranks;
         for (auto r : ranks) {
           SweepRun run;
-          run.task = task.name;
+          run.task = tname;
           run.method = m;
           run.rank = r;
           run.seed = seed;
           const std::string leaf = sweep_rank_free(m) ? m : fmt::format("{}-r{}", m, r);
-          run.dir = join_path(join_path(join_path(join_path(c.out, "runs"), task.name), leaf), fmt::format("seed{}", seed));
+          run.dir = join_path(join_path(join_path(join_path(c.out, "runs"), tname), leaf), fmt::format("seed{}", seed));
           ojson& s = run.spec;
-          s["task"] = task.name;
+          s["task"] = tname;
           s["method"] = m;
           if (!sweep_rank_free(m)) s["rank"] = r;
           s["seed"] = seed;
           s["model"] = c.model;
           s["train_file"] = trp;
           s["eval_file"] = evp;
-          const int64_t mt = c.max_train_samples.get(task.name);
+          if (kind != "glue") s["data"] = task_data;
+          const int64_t mt = c.max_train_samples.get(tname);
           s["max_train_samples"] = mt > 0 ? mt : -1;
           if (mt > 0) {
             s["subsample"] = c.subsample;
             if (c.subsample == "random") s["data_seed"] = c.data_seed;
           }
-          const int64_t me = c.max_eval_samples.get(task.name);
+          const int64_t me = c.max_eval_samples.get(tname);
           s["max_eval_samples"] = me > 0 ? me : -1;
           s["max_seq_len"] = c.max_seq_len;
-          s["epochs"] = c.epochs.get(task.name);
+          s["epochs"] = c.epochs.get(tname);
           s["lr"] = c.lr.get(m);
           s["batch_size"] = c.batch_size;
           s["eval_batch_size"] = c.eval_batch_size;
@@ -128,7 +149,7 @@ std::vector<SweepRun> plan_sweep(const SweepConfig& c) {
             s["lora"] = l;
           }
           json extra = merged_method_options(c, m);
-          if (!sweep_rank_free(m)) apply_table_rank(m, r, task.name, extra);
+          if (!sweep_rank_free(m)) apply_table_rank(m, r, tname, extra);
           if (!extra.empty()) s["method_options"] = extra;
           runs.push_back(std::move(run));
         }

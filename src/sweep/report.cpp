@@ -19,6 +19,7 @@
 #include "core/fileutil.h"
 #include "sweep/internal.h"
 #include "sweep/sweep.h"
+#include "tasks/task.h"
 #include "text/glue.h"
 
 namespace lorakit {
@@ -67,7 +68,7 @@ Record load_record(const SweepRun& run) {
     r.error = e.what();
     return r;
   }
-  const auto& task = data::glue_task(run.task);
+  const auto& task = task_facts(run.task);
   const std::string key = "eval_" + task.main_metric;
   double best = -std::numeric_limits<double>::infinity();
   for (auto& e : r.epochs) {
@@ -192,11 +193,24 @@ SweepSummary write_sweep_report(const SweepConfig& c, const std::vector<SweepRun
   // ---- Table 1 (markdown + results.csv)
   std::ostringstream md;
   md << "# lorakit sweep results\n\n";
-  md << "- model: `" << c.model << "`; data: `" << c.data << "`\n";
+  // Data: the GLUE root when a GLUE task is swept; each other task's folder (or its default).
+  std::string data_desc;
+  for (auto& t : c.tasks) {
+    const auto task = make_task(t);
+    std::string d;
+    if (task->kind() == "glue") {
+      d = "GLUE `" + c.data + "`";
+    } else {
+      auto it = c.task_data.find(t);
+      d = task_title(t) + " " + (it != c.task_data.end() && !it->second.empty() ? "`" + it->second + "`" : "(its default)");
+    }
+    if (data_desc.find(d) == std::string::npos) data_desc += (data_desc.empty() ? "" : ", ") + d;
+  }
+  md << "- model: `" << c.model << "`; data: " << data_desc << "\n";
   md << "- tasks: ";
   for (size_t i = 0; i < c.tasks.size(); ++i) {
     const auto& t = c.tasks[i];
-    const auto& tk = data::glue_task(t);
+    const auto& tk = task_facts(t);
     const int64_t mt = c.max_train_samples.get(t);
     const int64_t me = c.max_eval_samples.get(t);
     auto ev = c.eval_file.find(t);
@@ -236,7 +250,7 @@ SweepSummary write_sweep_report(const SweepConfig& c, const std::vector<SweepRun
                     LORAKIT_VERSION, std::thread::hardware_concurrency(),
                     c.threads > 0 ? std::to_string(c.threads) : "one per core");
   md << "Each cell: mean ± standard deviation (n − 1) over seeds of each run's best epoch, the epoch with the best "
-        "main metric on the evaluation file (CoLA MCC, STS-B Pearson, otherwise accuracy); every metric of a "
+        "main metric on the evaluation file (CoLA MCC, STS-B Pearson, SQuAD F1, otherwise accuracy); every metric of a "
         "run comes from that same epoch. `(n=k)` marks cells with fewer finished seeds than configured. "
         "# T / I-Params: trainable / inference parameters (task head included).\n\n";
   md << "## Table 1\n\n";
@@ -296,6 +310,25 @@ SweepSummary write_sweep_report(const SweepConfig& c, const std::vector<SweepRun
     csv << "\n";
   }
 
+  // ---- Table 2 (seed 001): SQuAD in its own form, with the rank trained and kept at inference.
+  for (auto& t : c.tasks) {
+    if (make_task(t)->kind() != "squad") continue;
+    md << "\n## Table 2: " << task_title(t) << "\n\n"
+       << "# T / I-Rank: the rank trained / the mean rank of ΔW kept at the best epoch (AdaLoRA and SoRA prune); "
+          "EM and F1 are the official SQuAD v1.1 scores (percent).\n\n"
+       << "| Method | # T / I-Rank | # T / I-Params | EM | F1 |\n|---|---|---|---|---|\n";
+    for (auto& row : rows) {
+      std::string rank_cell = "–";
+      if (!sweep_rank_free(row.method)) {
+        const Stat kept = stat_of(collect(recs, row, t, "lora_r_mean"));
+        rank_cell = std::to_string(row.rank) + " / " + (kept.n ? fmt::format("{:g}", kept.mean) : std::string("–"));
+      }
+      md << "| " << row.label() << " | " << rank_cell << " | " << params_cell(recs, row, {t}) << " | "
+         << fmt_stat(stat_of(collect(recs, row, t, "eval_exact_match")), 2, n_seeds) << " | "
+         << fmt_stat(stat_of(collect(recs, row, t, "eval_f1")), 2, n_seeds) << " |\n";
+    }
+  }
+
   // ---- Table 4: rank and orthogonality loss of ΔW vs the test metric, per task, LoRA-family rows.
   md << "\n## Table 4: orthogonality of ΔW and generalization\n\n";
   md << "Rank of ΔW: numerical rank of ΔW = s·B·A, mean over the adapted modules (min–max over modules and "
@@ -306,7 +339,7 @@ SweepSummary write_sweep_report(const SweepConfig& c, const std::vector<SweepRun
         "dw_orth_loss_std,dw_orth_loss_core_mean,metric,metric_mean,metric_std\n";
   bool any_t4 = false;
   for (auto& t : c.tasks) {
-    const auto& tk = data::glue_task(t);
+    const auto& tk = task_facts(t);
     std::ostringstream block;
     bool any = false;
     block << "### " << tk.dir_name << "\n\n| Method | Rank of ΔW | Orthogonality loss of ΔW | " << tk.dir_name << " "
@@ -347,10 +380,12 @@ SweepSummary write_sweep_report(const SweepConfig& c, const std::vector<SweepRun
         "training samples/s, mean best epoch. Every run's directory, metrics and timings: `runs.csv`.\n\n";
   md << "| Task | Method | Runs | Wall time / run (s) | Train samples/s | Best epoch |\n|---|---|---|---|---|---|\n";
   std::vector<std::string> metric_cols;
-  for (auto& t : c.tasks)
-    for (auto& m : data::glue_task(t).metric_names)
+  for (auto& t : c.tasks) {
+    const TaskFacts facts = task_facts(t);
+    for (auto& m : facts.metric_names)
       if (std::find(metric_cols.begin(), metric_cols.end(), "eval_" + m) == metric_cols.end())
         metric_cols.push_back("eval_" + m);
+  }
   std::ostringstream rc;
   rc << "task,method,rank,seed,status,best_epoch,epochs,train_loss,train_accuracy,eval_loss,eval_accuracy";
   for (auto& m : metric_cols)
@@ -457,7 +492,7 @@ SweepSummary write_sweep_report(const SweepConfig& c, const std::vector<SweepRun
     if (!block) continue;
     write_text_atomically(join_path(plots_dir, t + ".dat"), dat.str());
     std::ostringstream gp;
-    const auto& tk = data::glue_task(t);
+    const auto& tk = task_facts(t);
     gp << "# " << tk.dir_name << ": per-epoch means over seeds (seed 001 Figure 1). Run: gnuplot " << t << ".gp\n";
     gp << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
           "  set terminal pngcairo size 1400,1000 font ',10'\n} else {\n  set terminal png size 1400,1000\n}\n";

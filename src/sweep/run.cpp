@@ -62,6 +62,7 @@ void load_task_data(TaskData& td, const SweepConfig& c, const SweepRun& run, std
   TaskOptions o;
   o.train_file = s["train_file"].get<std::string>();
   o.eval_file = s["eval_file"].get<std::string>();
+  if (s.contains("data")) o.data = s["data"].get<std::string>();
   o.max_train_samples = s["max_train_samples"].get<int64_t>();
   o.max_eval_samples = s["max_eval_samples"].get<int64_t>();
   o.random_subsample = s.contains("subsample") && s["subsample"] == "random";

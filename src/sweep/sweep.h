@@ -59,6 +59,9 @@ struct SweepConfig {
   uint64_t data_seed = 0;                  // the subsample is the same for every run of a task
   std::map<std::string, std::string> train_file;  // per task, overriding <data>/<TASK>/train.tsv
   std::map<std::string, std::string> eval_file;   // per task, overriding <data>/<TASK>/dev.tsv
+  // Per task beyond GLUE (squad, fashion-mnist, cifar10, ...): its --data folder ("" or absent: the
+  // task's own default, e.g. ../shared/data/squad, /usr/share/datasets/fashion-mnist).
+  std::map<std::string, std::string> task_data;
   // LoRA family (every method but "full"): alpha = `alpha` when > 0, else alpha_ratio · r.
   double alpha = -1;
   double alpha_ratio = 2.0;

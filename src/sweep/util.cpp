@@ -12,6 +12,7 @@
 #include "core/errors.h"
 #include "core/fileutil.h"
 #include "sweep/internal.h"
+#include "tasks/task.h"
 #include "text/glue.h"
 #include "tuners/registry.h"
 
@@ -86,11 +87,24 @@ std::string fmt_stat(const Stat& s, int decimals, size_t expected_n) {
   return r;
 }
 
-std::string task_title(const std::string& task) { return data::glue_task(task).dir_name; }
+TaskFacts task_facts(const std::string& task) {
+  static const std::map<std::string, std::string> titles = {
+      {"squad", "SQuAD v1.1"},  {"fashion-mnist", "Fashion-MNIST"}, {"mnist", "MNIST"},
+      {"cifar10", "CIFAR-10"},  {"cifar100", "CIFAR-100"},          {"cifar100-coarse", "CIFAR-100 (coarse)"}};
+  const auto t = make_task(task);
+  TaskFacts f;
+  auto it = titles.find(t->name());
+  f.dir_name = t->kind() == "glue" ? data::glue_task(t->name()).dir_name : it != titles.end() ? it->second : t->name();
+  f.main_metric = t->main_metric();
+  f.metric_names = t->metric_names();
+  return f;
+}
+
+std::string task_title(const std::string& task) { return task_facts(task).dir_name; }
 
 std::string metric_title(const std::string& m) {
   static const std::map<std::string, std::string> names = {
-      {"mcc", "MCC"}, {"accuracy", "Acc"}, {"f1", "F1"}, {"pearson", "Pearson"}, {"spearmanr", "Spearman"}};
+      {"mcc", "MCC"}, {"accuracy", "Acc"}, {"exact_match", "EM"}, {"f1", "F1"}, {"pearson", "Pearson"}, {"spearmanr", "Spearman"}};
   auto it = names.find(m);
   return it == names.end() ? m : it->second;
 }
@@ -98,7 +112,8 @@ std::string metric_title(const std::string& m) {
 // The metrics seed 001 Table 1 reports for a task (CoLA MCC, STS-B Pearson / Spearman, MRPC Acc / F1, ...).
 std::vector<std::string> table_metrics(const std::string& task) {
   std::vector<std::string> out;
-  for (auto& m : data::glue_task(task).metric_names)
+  const TaskFacts facts = task_facts(task);
+  for (auto& m : facts.metric_names)
     if (m != "corr" && m != "acc_and_f1") out.push_back(m);
   return out;
 }
