@@ -19,6 +19,7 @@
 #include "support/helpers.h"
 #include "support/tiny_model.h"
 #include "tasks/image/cifar.h"
+#include "tasks/image/png_folder.h"
 #include "tasks/image/task.h"
 #include "tasks/task.h"
 
@@ -289,4 +290,57 @@ TEST(SquadTask, LossIsTheMeanOfStartAndEndCrossEntropyAndCorrectNeedsBoth) {
   EXPECT_TRUE(c[0].item<bool>());
   EXPECT_FALSE(c[1].item<bool>());
   EXPECT_FALSE(c[2].item<bool>());
+}
+
+TEST(ImageFolder, PngClassFoldersTrainEndToEnd) {
+  namespace fs = std::filesystem;
+  TempDir d;
+  // Two classes that differ in brightness: "bright" images ~200, "dark" ~40 (20 x 24 RGB, noise on top).
+  auto make = [&](const std::string& split, const std::string& cls, int n, int base) {
+    fs::create_directories(d.file("imgs/" + split + "/" + cls));
+    for (int i = 0; i < n; ++i) {
+      std::vector<uint8_t> px(20 * 24 * 3);
+      for (size_t k = 0; k < px.size(); ++k) px[k] = static_cast<uint8_t>(base + (k * 31 + i * 17) % 40);
+      data::write_png(d.file("imgs/" + split + "/" + cls + "/" + std::to_string(i) + ".png"), px, 20, 24, 3);
+    }
+  };
+  make("train", "bright", 24, 180);
+  make("train", "dark", 24, 20);
+  make("test", "bright", 8, 180);
+  make("test", "dark", 8, 20);
+  const auto classes = data::image_folder_classes(d.file("imgs/train"));
+  EXPECT_EQ(classes, (std::vector<std::string>{"bright", "dark"}));
+  // Read at the model's size: resized as PIL would (bilinear, antialiased, back to 8 bits).
+  ImageSet s = data::read_image_folder(d.file("imgs/test"), classes, 3, 16, 16);
+  ASSERT_EQ(s.count, 16);
+  EXPECT_EQ(s.height, 16);
+  EXPECT_EQ(s.labels.front(), 0);
+  EXPECT_EQ(s.labels.back(), 1);
+  ASSERT_EQ(s.pixels.size(), 16u * 3 * 16 * 16);
+  EXPECT_GE(s.pixels[0], 180);  // a bright image stays bright
+  EXPECT_LT(s.pixels.back(), 60);
+  // Grey: one channel.
+  EXPECT_EQ(data::read_image_folder(d.file("imgs/test"), classes, 1, 20, 24).pixels.size(), 16u * 20 * 24);
+  // A class the training split lacks, a file that is not a PNG: errors naming them.
+  fs::create_directories(d.file("bad/other"));
+  data::write_png(d.file("bad/other/x.png"), std::vector<uint8_t>(4 * 4 * 3, 1), 4, 4, 3);
+  std::string e = error_of([&] { data::read_image_folder(d.file("bad"), classes, 3, 4, 4); });
+  EXPECT_NE(e.find("class 'other' is not one of the training split's classes"), std::string::npos) << e;
+  fs::create_directories(d.file("bad2/dark"));
+  write_file(d.file("bad2/dark/broken.png"), "\x89PNG\r\n\x1a\n not really");
+  e = error_of([&] { data::read_image_folder(d.file("bad2"), classes, 3, 4, 4); });
+  EXPECT_NE(e.find("broken.png"), std::string::npos) << e;
+  // End to end: the CLI learns the two classes (chance 0.5).
+  auto r = lorakit::testing::run_cli("init-model --arch vit --hidden 32 --layers 1 --heads 2 --intermediate 64 "
+                                     "--image-size 16 --patch-size 4 --num-labels 2 --out " + d.file("vit"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = lorakit::testing::run_cli("train --model " + d.file("vit") + " --task image-folder --data " + d.file("imgs") +
+                                " --method full --lr 3e-3 --epochs 4 --batch-size 8 --threads 1 --no-progress --out " +
+                                d.file("run"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto res = lorakit::testing::last_json_object(r.output);
+  EXPECT_GE(res["final"]["eval_accuracy"].get<double>(), 0.9) << res.dump();
+  r = lorakit::testing::run_cli("train --model " + d.file("vit") + " --task image-folder --out " + d.file("x"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("task image-folder needs --data"), std::string::npos) << r.output;
 }

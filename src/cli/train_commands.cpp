@@ -130,6 +130,7 @@ void add_train(CLI::App& app) {
     o->t.progress = !o->no_progress;
     o->t.group_by_length = !o->no_group;
     auto task = make_task(o->d.task);
+    task->prepare(o->d.t);
     MethodOptions mo;
     mo.lora.r = o->r;
     mo.lora.lora_alpha = o->alpha;
@@ -201,6 +202,7 @@ void add_eval(CLI::App& app) {
     if (o->batch_size <= 0) throw Error("--batch-size must be positive, got " + std::to_string(o->batch_size));
     configure_threads(o->threads);
     auto task = make_task(o->d.task);
+    task->prepare(o->d.t);
     LoadedForEval m = load_with_adapter(o->model, o->adapter, task.get());
     TaskOptions to = o->d.t;
     to.max_seq_len = effective_seq_len(m.lm.config, to.max_seq_len);

@@ -52,13 +52,8 @@ struct TaskData {
   std::unique_ptr<TaskDataset> train, eval;
 };
 
-// A failure here (a missing or malformed file, a model that cannot run the task) stops the sweep: it
-// would fail every run of the task.
-void load_task_data(TaskData& td, const SweepConfig& c, const SweepRun& run, std::ostream& log) {
-  if (td.task == run.task) return;
-  td = TaskData{};
-  const auto& s = run.spec;
-  td.t = make_task(run.task);
+// The data flags of a run, from its spec.
+TaskOptions task_options_of(const json& s) {
   TaskOptions o;
   o.train_file = s["train_file"].get<std::string>();
   o.eval_file = s["eval_file"].get<std::string>();
@@ -68,8 +63,19 @@ void load_task_data(TaskData& td, const SweepConfig& c, const SweepRun& run, std
   o.random_subsample = s.contains("subsample") && s["subsample"] == "random";
   o.data_seed = s.contains("data_seed") ? s["data_seed"].get<uint64_t>() : 0;
   o.max_seq_len = s["max_seq_len"].get<int64_t>();
+  return o;
+}
+
+// A failure here (a missing or malformed file, a model that cannot run the task) stops the sweep: it
+// would fail every run of the task.
+void load_task_data(TaskData& td, const SweepConfig& c, const SweepRun& run, std::ostream& log) {
+  if (td.task == run.task) return;
+  td = TaskData{};
+  const TaskOptions o = task_options_of(run.spec);
   auto t0 = Clock::now();
   try {
+    td.t = make_task(run.task);
+    td.t->prepare(o);
     const LoadedModel lm = sweep_model(c.model, *td.t, run.seed);
     td.train = td.t->load(Split::Train, lm, o);
     td.eval = td.t->load(Split::Eval, lm, o);
@@ -107,6 +113,7 @@ nlohmann::json run_one(const SweepConfig& c, const SweepRun& run, const TaskData
 
   // Same order as `lorakit train`, so a sweep run equals the corresponding train command.
   const auto task = make_task(run.task);
+  task->prepare(task_options_of(s));
   LoadedModel lm = sweep_model(c.model, *task, run.seed);
   torch::manual_seed(run.seed);
   method->attach(lm.model);

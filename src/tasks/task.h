@@ -4,6 +4,7 @@
 // trainer, evaluate(), GR-LoRA and the sweep call these and never name a task:
 //
 //   make_task(name)                       the registry (src/tasks/registry.cpp)
+//   task.prepare(options)                 (image-folder only: count its class folders)
 //   task.load_options(seed)               the head the model is loaded with (labels, regression, QA span)
 //   task.load(split, model, options)      reader + features → a TaskDataset (lengths + collate)
 //   per step: outputs = model(batch)      [B, C] class logits, or [B, T, 2] start/end logits
@@ -83,6 +84,8 @@ class Task {
   // The metrics finish() returns, in report order (the task's report columns).
   virtual std::vector<std::string> metric_names() const = 0;
   virtual bool is_regression() const { return false; }
+  // Reads what the head depends on from the data, before head_options (image-folder: its class folders).
+  virtual void prepare(const TaskOptions& o) {}
   // The head the model must carry (LoadOptions: num_labels, regression, question answering).
   virtual void head_options(LoadOptions& lo) const = 0;
   // Refuses (lorakit::Error, in words) a model this task cannot run on (a text task on ViT, ...).

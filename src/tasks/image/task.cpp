@@ -11,6 +11,7 @@
 #include "tasks/classification.h"
 #include "tasks/image/cifar.h"
 #include "tasks/image/idx.h"
+#include "tasks/image/png_folder.h"
 #include "text/batching.h"
 
 namespace lorakit {
@@ -29,6 +30,7 @@ const std::vector<ImageTaskInfo>& image_tasks() {
       {"cifar10", 10, ""},
       {"cifar100", 100, ""},
       {"cifar100-coarse", 20, ""},
+      {"image-folder", 0, ""},  // classes: the training split's folders (prepare)
   };
   return t;
 }
@@ -108,8 +110,15 @@ class ImageTask : public Task {
   std::string kind() const override { return "image"; }
   std::string main_metric() const override { return "accuracy"; }
   std::vector<std::string> metric_names() const override { return {"accuracy"}; }
+  void prepare(const TaskOptions& o) override {
+    if (t_.name != "image-folder") return;
+    if (o.data.empty()) throw Error("task image-folder needs --data (a folder with train/<class>/*.png and test/<class>/*.png)");
+    classes_ = data::image_folder_classes(join_path(o.data, "train"));
+  }
   void head_options(LoadOptions& lo) const override {
-    lo.num_labels = t_.classes;
+    if (t_.name == "image-folder" && classes_.empty())
+      throw Error("task image-folder: its classes are read from --data (train/<class>/): none read yet");
+    lo.num_labels = t_.name == "image-folder" ? static_cast<int64_t>(classes_.size()) : t_.classes;
     lo.regression = false;
     lo.sentence_pair = false;
     lo.head = "sequence-classification";
@@ -124,7 +133,7 @@ class ImageTask : public Task {
     check_model(lm);
     const bool train = split == Split::Train;
     const int64_t limit = train ? o.max_train_samples : o.max_eval_samples;
-    ImageSet s = read(train, o, limit);
+    ImageSet s = read(train, o, limit, lm);
     o.notes.push_back(std::string(train ? "train: " : "eval: ") + std::to_string(s.count) + " images " +
                       std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" + std::to_string(s.width));
     return make_image_dataset(std::move(s), lm, train && o.augment);
@@ -150,11 +159,18 @@ class ImageTask : public Task {
   }
 
  private:
-  ImageSet read(bool train, const TaskOptions& o, int64_t limit) const {
+  ImageSet read(bool train, const TaskOptions& o, int64_t limit, const LoadedModel& lm) const {
     const std::string given = train ? o.train_file : o.eval_file;
     std::string dir = !o.data.empty() ? o.data : t_.default_dir;
     if (dir.empty() && given.empty())
       throw Error("task " + t_.name + " needs --data (the folder holding its files)");
+    if (t_.name == "image-folder") {
+      if (!given.empty()) throw Error("task image-folder: give --data, the folder with train/ and test/");
+      if (classes_.empty()) throw Error("task image-folder: prepare() was not called with --data");
+      const auto proc = ImageProcessorConfig::for_model(lm.dir, lm.config);
+      return data::read_image_folder(train ? join_path(dir, "train") : data::image_folder_eval_dir(dir), classes_,
+                                     lm.config.num_channels, proc.height, proc.width, limit);
+    }
     if (!given.empty() && t_.name.rfind("cifar", 0) != 0)
       throw Error("task " + t_.name + ": --train-file / --eval-file name one file, but an IDX split is two (images "
                   "and labels): give --data, the folder");
@@ -188,6 +204,7 @@ class ImageTask : public Task {
   }
 
   ImageTaskInfo t_;
+  std::vector<std::string> classes_;  // image-folder
 };
 
 }  // namespace

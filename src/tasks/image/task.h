@@ -7,6 +7,7 @@
 //   cifar10          (none)                                 data_batch_1..5.bin / test_batch.bin
 //   cifar100         (none)                                 train.bin / test.bin (fine labels)
 //   cifar100-coarse  (none)                                 train.bin / test.bin (coarse labels)
+//   image-folder     (none)                                 train/<class>/*.png / test/<class>/*.png (png_folder.h)
 //
 // Pre-processing follows the model's preprocessor_config.json (ViTImageProcessor): resize to its size
 // (bilinear, antialiased), grey → as many channels as the model takes, rescale 1/255, normalise with
