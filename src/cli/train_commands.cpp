@@ -131,6 +131,7 @@ void add_train(CLI::App& app) {
     o->t.group_by_length = !o->no_group;
     auto task = make_task(o->d.task);
     task->prepare(o->d.t);
+    task->resolve_files(o->d.t);  // missing files: an error before any model is read
     MethodOptions mo;
     mo.lora.r = o->r;
     mo.lora.lora_alpha = o->alpha;
@@ -203,6 +204,7 @@ void add_eval(CLI::App& app) {
     configure_threads(o->threads);
     auto task = make_task(o->d.task);
     task->prepare(o->d.t);
+    task->resolve_files(o->d.t, /*need_train=*/false);  // missing files: an error before any model is read
     LoadedForEval m = load_with_adapter(o->model, o->adapter, task.get());
     TaskOptions to = o->d.t;
     to.max_seq_len = effective_seq_len(m.lm.config, to.max_seq_len);

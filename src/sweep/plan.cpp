@@ -12,40 +12,11 @@
 #include "sweep/internal.h"
 #include "sweep/sweep.h"
 #include "tasks/task.h"
-#include "text/glue.h"
 #include "tuners/registry.h"
 
 namespace lorakit {
 using namespace sweep_detail;
 namespace {
-
-// <data>/<TASK>/<file>, or <data>/<file> when --data is the task's own folder.
-std::string resolve_task_file(const std::string& data_dir, const data::TaskInfo& task, const std::string& file) {
-  const std::string in_task = join_path(join_path(data_dir, task.dir_name), file);
-  if (file_exists(in_task)) return in_task;
-  const std::string direct = join_path(data_dir, file);
-  if (file_exists(direct)) return direct;
-  throw Error("sweep: cannot find " + file + " for task " + task.name + " under " + data_dir + " (tried " + in_task +
-              " and " + direct + ")");
-}
-
-std::string train_path(const SweepConfig& c, const data::TaskInfo& t) {
-  auto it = c.train_file.find(t.name);
-  if (it != c.train_file.end()) {
-    if (!file_exists(it->second)) throw Error("sweep: train_file for " + t.name + ": " + it->second + " does not exist");
-    return it->second;
-  }
-  return resolve_task_file(c.data, t, t.train_file);
-}
-
-std::string eval_path(const SweepConfig& c, const data::TaskInfo& t) {
-  auto it = c.eval_file.find(t.name);
-  if (it != c.eval_file.end()) {
-    if (!file_exists(it->second)) throw Error("sweep: eval_file for " + t.name + ": " + it->second + " does not exist");
-    return it->second;
-  }
-  return resolve_task_file(c.data, t, t.eval_files.at(0));
-}
 
 json merged_method_options(const SweepConfig& c, const std::string& method) {
   json extra = json::object();
@@ -79,26 +50,22 @@ std::vector<SweepRun> plan_sweep(const SweepConfig& c) {
     if (registered(m)) methods.push_back(m);
   std::vector<SweepRun> runs;
   for (auto& tname : c.tasks) {
-    const auto kind = make_task(tname)->kind();
-    std::string trp, evp, task_data;
-    if (kind == "glue") {
-      const auto& glue = data::glue_task(tname);
-      trp = train_path(c, glue);
-      evp = eval_path(c, glue);
-    } else {
-      // The task finds its own files under task_data (or its default); train_file / eval_file override.
-      for (const bool train : {true, false}) {
-        const auto& files = train ? c.train_file : c.eval_file;
-        auto it = files.find(tname);
-        if (it == files.end()) continue;
-        if (!file_exists(it->second))
-          throw Error(std::string("sweep: ") + (train ? "train_file" : "eval_file") + " for " + tname + ": " +
-                      it->second + " does not exist");
-        (train ? trp : evp) = it->second;
-      }
-      auto it = c.task_data.find(tname);
-      if (it != c.task_data.end()) task_data = it->second;
+    // The task says where its files are (GLUE: <data>/<TASK>/train.tsv, dev.tsv; others: their folder,
+    // task_data or the task's default); train_file / eval_file override.
+    // `data` is GLUE's root; other tasks have their own folder (task_data) or their default.
+    const auto task = make_task(tname);
+    TaskOptions o;
+    auto td = c.task_data.find(tname);
+    o.data = td != c.task_data.end() ? td->second : task->kind() == "glue" ? c.data : "";
+    auto tf = c.train_file.find(tname), ef = c.eval_file.find(tname);
+    if (tf != c.train_file.end()) o.train_file = tf->second;
+    if (ef != c.eval_file.end()) o.eval_file = ef->second;
+    try {
+      task->resolve_files(o);
+    } catch (const std::exception& e) {
+      throw Error(std::string("sweep: ") + e.what());
     }
+    const std::string trp = o.train_file, evp = o.eval_file, task_data = o.data;
 
     for (auto seed : c.seeds) {
       for (auto& m : methods) {
@@ -119,7 +86,7 @@ std::vector<SweepRun> plan_sweep(const SweepConfig& c) {
           s["model"] = c.model;
           s["train_file"] = trp;
           s["eval_file"] = evp;
-          if (kind != "glue") s["data"] = task_data;
+          if (td != c.task_data.end()) s["data"] = task_data;
           const int64_t mt = c.max_train_samples.get(tname);
           s["max_train_samples"] = mt > 0 ? mt : -1;
           if (mt > 0) {

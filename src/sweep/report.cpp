@@ -314,14 +314,17 @@ SweepSummary write_sweep_report(const SweepConfig& c, const std::vector<SweepRun
   for (auto& t : c.tasks) {
     if (make_task(t)->kind() != "squad") continue;
     md << "\n## Table 2: " << task_title(t) << "\n\n"
-       << "# T / I-Rank: the rank trained / the mean rank of ΔW kept at the best epoch (AdaLoRA and SoRA prune); "
-          "EM and F1 are the official SQuAD v1.1 scores (percent).\n\n"
+       << "# T / I-Rank: the rank each adapted module trains with (mean over modules; AdaLoRA and SoRA start "
+          "at 2R) / the mean numerical rank of its ΔW at the best epoch (what pruning left); EM and F1 are the "
+          "official SQuAD v1.1 scores (percent).\n\n"
        << "| Method | # T / I-Rank | # T / I-Params | EM | F1 |\n|---|---|---|---|---|\n";
     for (auto& row : rows) {
       std::string rank_cell = "–";
       if (!sweep_rank_free(row.method)) {
-        const Stat kept = stat_of(collect(recs, row, t, "lora_r_mean"));
-        rank_cell = std::to_string(row.rank) + " / " + (kept.n ? fmt::format("{:g}", kept.mean) : std::string("–"));
+        const Stat trained = stat_of(collect(recs, row, t, "lora_r_mean"));
+        const Stat kept = stat_of(collect(recs, row, t, "dw_rank_mean"));
+        auto num = [](const Stat& s) { return s.n ? fmt::format("{:.3g}", s.mean) : std::string("–"); };
+        rank_cell = num(trained) + " / " + num(kept);
       }
       md << "| " << row.label() << " | " << rank_cell << " | " << params_cell(recs, row, {t}) << " | "
          << fmt_stat(stat_of(collect(recs, row, t, "eval_exact_match")), 2, n_seeds) << " | "

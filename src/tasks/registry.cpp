@@ -2,6 +2,7 @@
 #include <cctype>
 
 #include "core/errors.h"
+#include "core/fileutil.h"
 #include "tasks/glue/task.h"
 #include "tasks/image/task.h"
 #include "tasks/squad/task.h"
@@ -19,6 +20,12 @@ std::string key_of(const std::string& s) {
 }
 
 }  // namespace
+
+void Task::resolve_files(TaskOptions& o, bool) const {
+  for (const std::string* f : {&o.train_file, &o.eval_file})
+    if (!f->empty() && !file_exists(*f))
+      throw Error("task " + name() + ": " + (f == &o.train_file ? "train file " : "eval file ") + *f + " does not exist");
+}
 
 std::vector<std::string> task_names() {
   std::vector<std::string> n = data::glue_task_names();

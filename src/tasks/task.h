@@ -6,6 +6,7 @@
 //   make_task(name)                       the registry (src/tasks/registry.cpp)
 //   task.prepare(options)                 (image-folder only: count its class folders)
 //   task.load_options(seed)               the head the model is loaded with (labels, regression, QA span)
+//   task.resolve_files(options)           the files load() will read (checked; the sweep records them)
 //   task.load(split, model, options)      reader + features → a TaskDataset (lengths + collate)
 //   per step: outputs = model(batch)      [B, C] class logits, or [B, T, 2] start/end logits
 //             task.per_sample_loss(outputs, labels), task.correct(outputs, labels, tau)
@@ -91,6 +92,11 @@ class Task {
   // Refuses (lorakit::Error, in words) a model this task cannot run on (a text task on ViT, ...).
   virtual void check_model(const LoadedModel& lm) const = 0;
   virtual std::unique_ptr<TaskDataset> load(Split split, const LoadedModel& lm, const TaskOptions& o) const = 0;
+  // Where load() will read, checked before anything runs (lorakit::Error naming what is missing): given
+  // train_file / eval_file must exist; a task that reads one file per split (GLUE) fills them in from
+  // `data`. Tasks that read a folder (images, SQuAD's article split) leave them empty. The sweep records
+  // the result in every run's spec. `need_train` false (evaluation only): the training split is not looked for.
+  virtual void resolve_files(TaskOptions& o, bool need_train = true) const;
   // outputs: what the model returned for the batch; labels: Batch::labels. [B] each.
   virtual at::Tensor per_sample_loss(const at::Tensor& outputs, const at::Tensor& labels) const = 0;
   virtual at::Tensor correct(const at::Tensor& outputs, const at::Tensor& labels, double tau) const = 0;

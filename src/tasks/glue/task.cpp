@@ -75,6 +75,12 @@ class GlueTask : public Task {
       throw Error(lm.dir + " is an image model (model_type vit); GLUE task " + t_.name + " needs a text model");
   }
 
+  void resolve_files(TaskOptions& o, bool need_train) const override {
+    Task::resolve_files(o, need_train);
+    if (need_train && o.train_file.empty()) o.train_file = glue_task_file(o.data, t_, t_.train_file);
+    if (o.eval_file.empty()) o.eval_file = glue_task_file(o.data, t_, t_.eval_files.at(0));
+  }
+
   std::unique_ptr<TaskDataset> load(Split split, const LoadedModel& lm, const TaskOptions& o) const override {
     check_model(lm);
     const bool train = split == Split::Train;

@@ -132,6 +132,15 @@ class SquadTask : public Task {
       throw Error(lm.dir + " is an image model (model_type vit); task squad needs a text model");
   }
 
+  void resolve_files(TaskOptions& o, bool need_train) const override {
+    Task::resolve_files(o, need_train);
+    if ((!need_train || !o.train_file.empty()) && !o.eval_file.empty()) return;
+    const std::string dir = o.data.empty() ? "../shared/data/squad" : o.data;
+    if (!file_exists(join_path(dir, "dev-v1.1.json")))
+      throw Error(dir + ": no dev-v1.1.json (give --data, the folder of the SQuAD v1.1 files, or --train-file and "
+                  "--eval-file)");
+  }
+
   std::unique_ptr<TaskDataset> load(Split split, const LoadedModel& lm, const TaskOptions& o) const override {
     check_model(lm);
     const bool train = split == Split::Train;
