@@ -118,6 +118,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--warmup-steps", o->t.warmup_steps, "linear warm-up steps (overrides --warmup-ratio)");
   cmd->add_option("--max-grad-norm", o->t.max_grad_norm, "gradient clipping (0 = off)");
   cmd->add_option("--seed", o->t.seed, "random seed (init, shuffling, dropout)");
+  cmd->add_option("--max-bad-steps", o->t.max_bad_steps,
+                  "steps in a row with a non-finite loss or gradient that are skipped before the run stops (default 10)");
   cmd->add_option("--threads", o->threads, "LibTorch threads (0 = one per core)");
   cmd->add_flag("--no-progress", o->no_progress, "no progress bar");
   cmd->add_flag("--no-group-by-length", o->no_group, "plain shuffled batches");

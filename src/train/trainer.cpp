@@ -74,6 +74,14 @@ void save_dir_atomically(const std::string& dir, const std::function<void(const 
   fs::remove_all(old, ec);
 }
 
+// The first trained parameter holding NaN or inf, or "" (nothing non-finite is ever saved).
+std::string first_non_finite(const SequenceClassifier& model) {
+  torch::NoGradGuard ng;
+  for (auto& p : model->named_parameters(true))
+    if (p.value().requires_grad() && !p.value().isfinite().all().item<bool>()) return p.key();
+  return "";
+}
+
 }  // namespace
 
 at::Tensor batch_logits(SequenceClassifier& model, const Batch& b) {
@@ -178,8 +186,21 @@ StepRunner::Out StepRunner::step(const Batch& b, int64_t epoch) {
   at::Tensor extra = m.method.extra_loss(info);
   at::Tensor loss = extra.defined() ? info.task_loss + extra : info.task_loss;
   m.opt->zero_grad();
-  loss.backward();
-  if (m.cfg.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(m.trainable, m.cfg.max_grad_norm);
+  const double loss_value = loss.item<double>();
+  bool finite = std::isfinite(loss_value);
+  if (finite) {
+    loss.backward();
+    // clip_grad_norm_ returns the total norm (before clipping); with clipping off it is measured alone.
+    const double norm = m.cfg.max_grad_norm > 0
+                            ? torch::nn::utils::clip_grad_norm_(m.trainable, m.cfg.max_grad_norm)
+                            : torch::nn::utils::clip_grad_norm_(m.trainable, std::numeric_limits<double>::infinity());
+    finite = std::isfinite(norm);
+  }
+  if (!finite) {
+    m.opt->zero_grad();
+    ++step_;
+    return {logits, info.task_loss.item<double>(), /*skipped=*/true};
+  }
   m.method.before_optimizer_step(info, *m.opt);
   const double factor = step_ < m.warmup ? static_cast<double>(step_ + 1) / std::max<int64_t>(1, m.warmup)
                                          : std::max(0.0, static_cast<double>(m.total - step_) /
@@ -200,6 +221,7 @@ void TrainConfig::validate() const {
   if (!(weight_decay >= 0)) throw Error("--weight-decay must be >= 0");
   if (!(warmup_ratio >= 0 && warmup_ratio <= 1)) throw Error("--warmup-ratio must be in [0, 1]");
   if (!std::isfinite(max_grad_norm)) throw Error("--max-grad-norm must be finite");
+  if (max_bad_steps < 0) throw Error("--max-bad-steps must be >= 0, got " + std::to_string(max_bad_steps));
   if (out_dir.empty()) throw Error("--out is required");
 }
 
@@ -233,6 +255,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
   double best = -std::numeric_limits<double>::infinity();
   int64_t best_epoch = -1;
   int64_t step = 0;
+  int64_t bad_in_a_row = 0;
   auto run_start = Clock::now();
   double train_seconds = 0;
   size_t samples_seen = 0;
@@ -240,6 +263,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
   for (int64_t epoch = 1; epoch <= epochs && step < total; ++epoch) {
     auto ep_start = Clock::now();
     double loss_sum = 0, correct = 0, n_seen = 0;
+    int64_t skipped = 0;
     auto batches = data::make_batches(train_ds.lengths(), cfg.batch_size, cfg.seed + epoch, /*shuffle=*/true,
                                       cfg.group_by_length);
     train_ds.set_epoch(cfg.seed * 1000003ULL + static_cast<uint64_t>(epoch));
@@ -249,8 +273,20 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
       StepRunner::Out so = runner.step(b, epoch);
       at::Tensor logits = so.logits;
       ++step;
+      if (so.skipped) {
+        ++skipped;
+        ++bad_in_a_row;
+        progress.message(fmt::format("step {}: non-finite loss or gradient (loss {}): step skipped, no update", step,
+                                     so.loss));
+        if (bad_in_a_row > cfg.max_bad_steps)
+          throw Error(fmt::format("training stopped at step {}: {} step(s) in a row had a non-finite loss or gradient "
+                                  "(--max-bad-steps {}); nothing was saved after the last good epoch. Lower --lr, "
+                                  "check the data and the model's weights for NaN/inf",
+                                  step, bad_in_a_row, cfg.max_bad_steps));
+        continue;
+      }
+      bad_in_a_row = 0;
       const double bl = so.loss;
-      if (!std::isfinite(bl)) throw Error("training diverged: loss is " + std::to_string(bl) + " at step " + std::to_string(step));
       loss_sum += bl * idx.size();
       correct += task.correct(logits, b.labels, cfg.regression_tau).sum().item<double>();
       n_seen += idx.size();
@@ -269,6 +305,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
     line["eval_accuracy"] = ev.accuracy;
     for (auto& [k, v] : ev.metrics) line["eval_" + k] = v;
     line["generalization_gap"] = correct / std::max(1.0, n_seen) - ev.accuracy;
+    line["skipped_steps"] = skipped;
     line["train_seconds"] = ep_train_seconds;
     line["eval_seconds"] = ev.seconds;
     line["train_samples_per_second"] = n_seen / std::max(1e-9, ep_train_seconds);
@@ -286,6 +323,10 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
     progress.message(fmt::format("epoch {}: train loss {:.4f} acc {:.4f} | eval loss {:.4f} {} {:.4f} | {:.1f}s", epoch,
                                  line["train_loss"].get<double>(), line["train_accuracy"].get<double>(), ev.loss,
                                  main_metric, main, ep_train_seconds + ev.seconds));
+    const std::string bad = first_non_finite(model);
+    if (!bad.empty())
+      throw Error("training stopped after epoch " + std::to_string(epoch) + ": parameter '" + bad +
+                  "' holds NaN or inf; nothing was written over the last good best/ (lower --lr)");
     if (cfg.keep_best && main > best) {
       best = main;
       best_epoch = epoch;

@@ -28,6 +28,9 @@ struct TrainConfig {
   bool keep_best = true;          // save <out>/best whenever the main metric improves
   bool progress = true;           // progress bar on stderr
   double regression_tau = 0.5;    // regression "accuracy": |ŷ − y| ≤ tau
+  // A step whose loss or gradient norm is not finite is skipped (no update; counted as skipped_steps in the
+  // epoch's log); this many skipped in a row stop the run with an error (0: the first one stops it).
+  int64_t max_bad_steps = 10;
   // Flags that can be judged without data or model (batch sizes, epochs, lr, ...): lorakit::Error naming the flag.
   void validate() const;
 };
@@ -49,7 +52,9 @@ EvalResult evaluate(SequenceClassifier& model, const Task& task, const TaskDatas
 at::Tensor predict_logits(SequenceClassifier& model, const TaskDataset& ds, int64_t batch_size);
 
 // One optimizer step exactly as train() takes it: forward, task loss, method.extra_loss, backward,
-// clipping, method.before_optimizer_step, learning rate, AdamW step, method.after_optimizer_step.
+// clipping, method.before_optimizer_step, learning rate, AdamW step, method.after_optimizer_step. A
+// non-finite loss or gradient norm skips everything after backward (gradients are dropped, parameters,
+// optimizer and method state stay as they were); the step still counts for the LR schedule.
 // Used by train() and by the benchmarks.
 class StepRunner {
  public:
@@ -58,7 +63,8 @@ class StepRunner {
   ~StepRunner();
   struct Out {
     at::Tensor logits;
-    double loss;  // task loss (mean)
+    double loss;           // task loss (mean)
+    bool skipped = false;  // the loss or the gradient norm was not finite: no update was made
   };
   Out step(const Batch& b, int64_t epoch);
   int64_t steps_taken() const { return step_; }
