@@ -15,6 +15,7 @@
 #include "support/helpers.h"
 #include "support/tiny_model.h"
 #include "tasks/classification.h"
+#include "text/metrics.h"
 #include "train/trainer.h"
 #include "tuners/registry.h"
 
@@ -80,9 +81,7 @@ class RowsTask : public Task {
     return std::make_unique<PredictionCollector>(
         ds.size(), dynamic_cast<const RowsDataset&>(ds).labels(), false,
         [](const std::vector<double>& p, const std::vector<double>& l) {
-          double c = 0;
-          for (size_t i = 0; i < p.size(); ++i) c += p[i] == l[i];
-          return std::map<std::string, double>{{"accuracy", c / p.size()}};
+          return std::map<std::string, double>{{"accuracy", data::accuracy(p, l)}};
         });
   }
 };

@@ -111,10 +111,10 @@ nlohmann::json run_one(const SweepConfig& c, const SweepRun& run, const TaskData
   if (s.contains("method_options")) mo.extra = s["method_options"];
   auto method = make_method(run.method, mo);
 
-  // Same order as `lorakit train`, so a sweep run equals the corresponding train command.
-  const auto task = make_task(run.task);
-  task->prepare(task_options_of(s));
-  LoadedModel lm = sweep_model(c.model, *task, run.seed);
+  // Same order as `lorakit train`, so a sweep run equals the corresponding train command. The task is
+  // the one load_task_data made (and prepared) for this run's task.
+  const Task& task = *td.t;
+  LoadedModel lm = sweep_model(c.model, task, run.seed);
   torch::manual_seed(run.seed);
   method->attach(lm.model);
   const double setup_seconds = since(t0);
@@ -130,7 +130,7 @@ nlohmann::json run_one(const SweepConfig& c, const SweepRun& run, const TaskData
   tc.max_grad_norm = s["max_grad_norm"].get<double>();
   tc.seed = run.seed;
   tc.progress = c.progress;
-  train(lm, *method, *td.t, *td.train, *td.eval, tc);
+  train(lm, *method, task, *td.train, *td.eval, tc);
 
   // The trainer wrote results.json last; add the sweep's own record (atomically: a reader sees the
   // old or the new file, and an interruption here leaves a finished run).
@@ -251,7 +251,7 @@ SweepSummary run_sweep(const SweepConfig& c, const SweepOptions& opt) {
       try {
         const json s = run_one(c, run, td);
         ++sum.ran;
-        const std::string main_metric = make_task(run.task)->main_metric();
+        const std::string main_metric = td.t->main_metric();
         const std::string key = "best_" + main_metric;
         const double wall = s["sweep"]["run_wall_seconds"].get<double>();
         done[i] = true;

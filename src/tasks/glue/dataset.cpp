@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/errors.h"
+#include "tasks/token_batch.h"
 
 namespace lorakit {
 
@@ -22,24 +23,14 @@ EncodedDataset::EncodedDataset(const std::vector<data::Example>& examples, const
 }
 
 Batch EncodedDataset::collate(const std::vector<size_t>& idx) const {
-  size_t T = 1;
-  for (size_t i : idx) T = std::max(T, lengths_.at(i));
   const int64_t B = static_cast<int64_t>(idx.size());
   Batch b;
-  b.input_ids = at::full({B, static_cast<int64_t>(T)}, pad_id_, at::kLong);
-  b.attention_mask = at::zeros({B, static_cast<int64_t>(T)}, at::kLong);
-  b.token_type_ids = at::zeros({B, static_cast<int64_t>(T)}, at::kLong);
-  auto ids = b.input_ids.accessor<int64_t, 2>();
-  auto mask = b.attention_mask.accessor<int64_t, 2>();
-  auto tt = b.token_type_ids.accessor<int64_t, 2>();
+  std::vector<TokenRow> rows;
+  rows.reserve(idx.size());
+  for (size_t i : idx) rows.emplace_back(&enc_.at(i).input_ids, &enc_.at(i).token_type_ids);
+  pad_token_rows(b, rows, pad_id_);
   b.labels = regression_ ? at::empty({B}, at::kFloat) : at::empty({B}, at::kLong);
   for (int64_t r = 0; r < B; ++r) {
-    const text::Encoding& e = enc_[idx[r]];
-    for (size_t t = 0; t < e.input_ids.size(); ++t) {
-      ids[r][t] = e.input_ids[t];
-      mask[r][t] = 1;
-      tt[r][t] = e.token_type_ids.empty() ? 0 : e.token_type_ids[t];
-    }
     if (regression_)
       b.labels[r] = static_cast<float>(labels_[idx[r]]);
     else

@@ -84,8 +84,9 @@ class GlueTask : public Task {
   std::unique_ptr<TaskDataset> load(Split split, const LoadedModel& lm, const TaskOptions& o) const override {
     check_model(lm);
     const bool train = split == Split::Train;
-    const std::string& given = train ? o.train_file : o.eval_file;
-    const std::string path = !given.empty() ? given : glue_task_file(o.data, t_, train ? t_.train_file : t_.eval_files.at(0));
+    TaskOptions where = o;
+    resolve_files(where, train);
+    const std::string path = train ? where.train_file : where.eval_file;
     auto rows = read_glue_subset(t_, path, train ? o.max_train_samples : o.max_eval_samples,
                                  train && o.random_subsample, o.data_seed);
     auto tok = text::load_tokenizer(lm.dir);

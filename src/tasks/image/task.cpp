@@ -13,6 +13,7 @@
 #include "tasks/image/idx.h"
 #include "tasks/image/png_folder.h"
 #include "text/batching.h"
+#include "text/metrics.h"
 
 namespace lorakit {
 namespace {
@@ -149,13 +150,10 @@ class ImageTask : public Task {
     const auto* im = dynamic_cast<const ImageDataset*>(&ds);
     if (!im) throw Error("image task " + t_.name + ": evaluation data is not an image dataset");
     std::vector<double> labels(im->labels().begin(), im->labels().end());
-    return std::make_unique<PredictionCollector>(im->size(), labels, false,
-                                                 [](const std::vector<double>& p, const std::vector<double>& l) {
-                                                   double c = 0;
-                                                   for (size_t i = 0; i < p.size(); ++i) c += p[i] == l[i];
-                                                   return std::map<std::string, double>{
-                                                       {"accuracy", p.empty() ? 0.0 : c / p.size()}};
-                                                 });
+    return std::make_unique<PredictionCollector>(
+        im->size(), labels, false, [](const std::vector<double>& p, const std::vector<double>& l) {
+          return std::map<std::string, double>{{"accuracy", data::accuracy(p, l)}};
+        });
   }
 
  private:

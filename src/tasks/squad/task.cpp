@@ -8,6 +8,7 @@
 #include "tasks/squad/decode.h"
 #include "tasks/squad/features.h"
 #include "tasks/squad/squad.h"
+#include "tasks/token_batch.h"
 #include "text/tokenizer.h"
 
 namespace lorakit {
@@ -46,25 +47,16 @@ class SquadDataset : public TaskDataset {
   size_t size() const override { return f_.size(); }
   const std::vector<size_t>& lengths() const override { return lengths_; }
   Batch collate(const std::vector<size_t>& idx) const override {
-    size_t T = 1;
-    for (size_t i : idx) T = std::max(T, lengths_.at(i));
-    const int64_t B = static_cast<int64_t>(idx.size()), TT = static_cast<int64_t>(T);
+    const int64_t B = static_cast<int64_t>(idx.size());
     Batch b;
-    b.input_ids = at::full({B, TT}, pad_, at::kLong);
-    b.attention_mask = at::zeros({B, TT}, at::kLong);
-    b.token_type_ids = at::zeros({B, TT}, at::kLong);
+    std::vector<TokenRow> rows;
+    rows.reserve(idx.size());
+    for (size_t i : idx) rows.emplace_back(&f_.at(i).input_ids, &f_.at(i).token_type_ids);
+    pad_token_rows(b, rows, pad_);
     b.labels = at::empty({B, 2}, at::kLong);
-    auto ids = b.input_ids.accessor<int64_t, 2>();
-    auto mask = b.attention_mask.accessor<int64_t, 2>();
-    auto tt = b.token_type_ids.accessor<int64_t, 2>();
     auto lab = b.labels.accessor<int64_t, 2>();
     for (int64_t r = 0; r < B; ++r) {
       const data::SquadFeature& e = f_[idx[static_cast<size_t>(r)]];
-      for (size_t t = 0; t < e.input_ids.size(); ++t) {
-        ids[r][t] = e.input_ids[t];
-        mask[r][t] = 1;
-        tt[r][t] = e.token_type_ids.empty() ? 0 : e.token_type_ids[t];
-      }
       lab[r][0] = e.start_position;
       lab[r][1] = e.end_position;
     }
