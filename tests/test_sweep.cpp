@@ -16,6 +16,7 @@
 #include "support/helpers.h"
 
 using lorakit::testing::read_jsonl;
+using lorakit::testing::read_bytes;
 #include "sweep/sweep.h"
 #include "tuners/registry.h"
 
@@ -269,6 +270,36 @@ TEST_F(Sweep, RunEqualsTheTrainCommand) {
   ASSERT_EQ(b.size(), 1u);
   for (const char* k : {"train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_f1", "trainable_params"})
     EXPECT_EQ(a[0][k], b[0][k]) << k;
+}
+
+TEST_F(Sweep, AKilledRunGoesOnFromItsCheckpoint) {
+  // The sweep process is killed (SIGKILL) at step 3 of its first run, which has a checkpoint at step 2;
+  // the next invocation resumes that run and ends with the uninterrupted sweep's adapter and metrics.
+  auto cj = base_config(dir_->file("kill-ref"));
+  cj["methods"] = {"rm-lora"};
+  cj["seeds"] = {5};
+  cj["epochs"] = 2;
+  cj["save_steps"] = 2;
+  cj["gnuplot"] = "";
+  write_text_atomically(dir_->file("kill-ref.json"), cj.dump());
+  auto r = run_cli("sweep --config " + dir_->file("kill-ref.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  cj["out"] = dir_->file("kill");
+  write_text_atomically(dir_->file("kill.json"), cj.dump());
+  r = run_command("LORAKIT_FAULT=step:3 " + std::string(LORAKIT_CLI) + " sweep --config " + dir_->file("kill.json"));
+  ASSERT_EQ(r.exit_code, 128 + 9) << r.output;
+  r = run_cli("sweep --config " + dir_->file("kill.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("going on from its checkpoint"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("resuming from"), std::string::npos) << r.output;
+  const std::string a = dir_->file("kill-ref") + "/runs/mrpc/rm-lora-r4/seed5", b = dir_->file("kill") + "/runs/mrpc/rm-lora-r4/seed5";
+  EXPECT_EQ(read_bytes(a + "/last/adapter_model.safetensors"), read_bytes(b + "/last/adapter_model.safetensors"));
+  const auto ea = read_jsonl(a + "/metrics.jsonl"), eb = read_jsonl(b + "/metrics.jsonl");
+  ASSERT_EQ(ea.size(), 2u);
+  ASSERT_EQ(eb.size(), 2u);
+  for (size_t i = 0; i < 2; ++i)
+    for (const char* k : {"train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_f1", "orth_penalty_mean"})
+      EXPECT_EQ(ea[i][k], eb[i][k]) << k << " epoch " << i + 1;
 }
 
 TEST_F(Sweep, AFailedRunIsRecordedAndTheSweepGoesOn) {

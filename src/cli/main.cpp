@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "core/errors.h"
 #include "core/runtime.h"
+#include "train/interrupt.h"
 
 int main(int argc, char** argv) {
   lorakit::ensure_blas_environment(argc, argv);
@@ -19,6 +20,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const lorakit::Interrupted& e) {
+    fmt::print(stderr, "lorakit: {}\n", e.what());
+    return 128 + e.signal;
   } catch (const lorakit::Error& e) {
     fmt::print(stderr, "lorakit: error: {}\n", e.what());
     return 1;

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -71,8 +72,30 @@ std::vector<std::pair<std::string, T>> parse_pattern(const std::string& spec, co
   return out;
 }
 
+// The flags that decide a run, name → value as given (or the default), for --resume's check. Flags that
+// only say how to run it (--out, --threads, --no-progress, --save-steps, --resume) may differ.
+nlohmann::json run_flags_of(const CLI::App& cmd) {
+  static const std::set<std::string> free = {"--help", "--out", "--threads", "--no-progress", "--save-steps",
+                                             "--resume"};
+  nlohmann::json j = nlohmann::json::object();
+  for (const CLI::Option* opt : cmd.get_options()) {
+    if (opt->get_lnames().empty()) continue;
+    const std::string name = "--" + opt->get_lnames().front();
+    if (free.count(name)) continue;
+    std::string v;
+    if (opt->count()) {
+      for (auto& r : opt->results()) v += (v.empty() ? "" : ",") + r;
+    } else {
+      v = opt->get_default_str();
+    }
+    j[name] = v;
+  }
+  return j;
+}
+
 void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Fine-tune a model on a task (GLUE, SQuAD, image classification)");
+  cmd->option_defaults()->always_capture_default();  // run_flags_of reads the defaults
   struct Opts {
     std::string model, out, method = "lora", targets, target_regex, modules_to_save;
     std::string init = "kaiming", pair_mode = "bi-encoder", rank_pattern, alpha_pattern;
@@ -120,17 +143,24 @@ void add_train(CLI::App& app) {
   cmd->add_option("--seed", o->t.seed, "random seed (init, shuffling, dropout)");
   cmd->add_option("--max-bad-steps", o->t.max_bad_steps,
                   "steps in a row with a non-finite loss or gradient that are skipped before the run stops (default 10)");
+  cmd->add_option("--save-steps", o->t.save_steps,
+                  "write a training checkpoint (<out>/checkpoint/) every N optimizer steps (0: only at epoch ends, "
+                  "which always get one)");
+  cmd->add_flag("--resume", o->t.resume,
+                "continue the run from <out>/checkpoint/ (same flags as the run that wrote it); ends bit-identical "
+                "to the run never interrupted");
   cmd->add_option("--threads", o->threads, "LibTorch threads (0 = one per core)");
   cmd->add_flag("--no-progress", o->no_progress, "no progress bar");
   cmd->add_flag("--no-group-by-length", o->no_group, "plain shuffled batches");
   add_method_flags(*cmd, extra);
-  cmd->callback([o, extra, targets_opt, mts_opt] {
+  cmd->callback([cmd, o, extra, targets_opt, mts_opt] {
     // Everything the flags alone can tell is checked before any file is read.
     o->t.validate();
     validate_data_flags(o->d);
     configure_threads(o->threads);
     o->t.progress = !o->no_progress;
     o->t.group_by_length = !o->no_group;
+    o->t.run_flags = run_flags_of(*cmd);
     auto task = make_task(o->d.task);
     task->prepare(o->d.t);
     task->resolve_files(o->d.t);  // missing files: an error before any model is read

@@ -1,5 +1,6 @@
 #include "core/fileutil.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,12 +27,21 @@ void write_file_atomically(const std::string& path, const std::function<void(std
       std::remove(tmp.c_str());
       throw;
     }
+    errno = 0;
     os.flush();
+    if (os) os.close();
     if (!os) {
+      const std::string why = errno ? std::strerror(errno) : "disk full?";
       os.close();
       std::remove(tmp.c_str());
-      throw Error(path + ": write failed (disk full?)");
+      throw Error(path + ": write failed (" + why + "); the previous file, if any, is unchanged");
     }
+  }
+  // On disk before it takes the old file's place (a crash leaves the old or the new, never a torn one).
+  const int fd = ::open(tmp.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::string why = std::strerror(errno);

@@ -169,12 +169,13 @@ SweepConfig SweepConfig::from_json(const json& j, const std::string& source) {
     else if (k == "max_grad_norm") c.max_grad_norm = number(v, w(k));
     else if (k == "threads") c.threads = static_cast<int>(integer(v, w(k)));
     else if (k == "progress") c.progress = boolean(v, w(k));
+    else if (k == "save_steps") c.save_steps = integer(v, w(k));
     else if (k == "gnuplot") c.gnuplot = str_of(v, w(k));
     else
       throw Error(w(k) + ": unknown key (known: model, data, out, tasks, methods, optional_methods, ranks, seeds, "
                          "epochs, lr, batch_size, eval_batch_size, max_seq_len, max_train_samples, max_eval_samples, "
                          "subsample, data_seed, train_file, eval_file, task_data, lora, method_options, weight_decay, "
-                         "warmup_ratio, max_grad_norm, threads, progress, gnuplot)");
+                         "warmup_ratio, max_grad_norm, threads, progress, save_steps, gnuplot)");
   }
   return c;
 }
@@ -227,6 +228,7 @@ ojson SweepConfig::to_json() const {
   j["max_grad_norm"] = max_grad_norm;
   j["threads"] = threads;
   j["progress"] = progress;
+  j["save_steps"] = save_steps;
   j["gnuplot"] = gnuplot;
   return j;
 }
@@ -278,6 +280,7 @@ void SweepConfig::validate() const {
   if (subsample != "random" && subsample != "first") throw Error("sweep: subsample must be \"random\" or \"first\"");
   if (!(alpha > 0) && !(alpha_ratio > 0)) throw Error("sweep: lora.alpha or lora.alpha_ratio must be positive");
   if (threads < 0) throw Error("sweep: threads must be >= 0");
+  if (save_steps < 0) throw Error("sweep: save_steps must be >= 0");
 }
 
 }  // namespace lorakit

@@ -24,6 +24,7 @@
 #include "text/glue.h"
 #include "text/tokenizer.h"
 #include "tasks/task.h"
+#include "train/train_checkpoint.h"
 #include "train/trainer.h"
 #include "tuners/registry.h"
 
@@ -90,10 +91,21 @@ void load_task_data(TaskData& td, const SweepConfig& c, const SweepRun& run, std
 // One run, start to finish, into run.dir (which is emptied first). Throws on failure.
 nlohmann::json run_one(const SweepConfig& c, const SweepRun& run, const TaskData& td) {
   auto t0 = Clock::now();
-  std::error_code ec;
-  fs::remove_all(run.dir, ec);
-  make_dirs(run.dir);
-  write_text_atomically(join_path(run.dir, "run_spec.json"), run.spec.dump(2) + "\n");
+  // An unfinished run of the same spec with a training checkpoint goes on from it; anything else starts over.
+  bool resume = false;
+  if (file_exists(join_path(run.dir, "run_spec.json")) && has_train_checkpoint(run.dir)) {
+    try {
+      resume = json::parse(read_text_file(join_path(run.dir, "run_spec.json"))) == json(run.spec);
+    } catch (const json::exception&) {
+      resume = false;
+    }
+  }
+  if (!resume) {
+    std::error_code ec;
+    fs::remove_all(run.dir, ec);
+    make_dirs(run.dir);
+    write_text_atomically(join_path(run.dir, "run_spec.json"), run.spec.dump(2) + "\n");
+  }
   const auto& s = run.spec;
 
   MethodOptions mo;
@@ -130,6 +142,9 @@ nlohmann::json run_one(const SweepConfig& c, const SweepRun& run, const TaskData
   tc.max_grad_norm = s["max_grad_norm"].get<double>();
   tc.seed = run.seed;
   tc.progress = c.progress;
+  tc.save_steps = c.save_steps;
+  tc.resume = resume;
+  tc.run_flags = {{"run_spec", run.spec}};
   train(lm, *method, task, *td.train, *td.eval, tc);
 
   // The trainer wrote results.json last; add the sweep's own record (atomically: a reader sees the
@@ -246,7 +261,11 @@ SweepSummary run_sweep(const SweepConfig& c, const SweepOptions& opt) {
         continue;
       }
       load_task_data(td, c, run, log);
-      log << head << (states[i] == RunState::Partial ? ": redoing an unfinished run\n" : ": running\n");
+      const bool partial = states[i] == RunState::Partial;
+      log << head
+          << (!partial                          ? ": running\n"
+              : has_train_checkpoint(run.dir) ? ": unfinished, going on from its checkpoint (if its spec is unchanged)\n"
+                                              : ": redoing an unfinished run\n");
       log.flush();
       try {
         const json s = run_one(c, run, td);

@@ -79,6 +79,7 @@ struct SweepConfig {
   double max_grad_norm = 1.0;
   int threads = 0;          // LibTorch threads, 0 = one per core
   bool progress = true;     // the trainer's progress bar
+  int64_t save_steps = 500;  // a training checkpoint every N steps (0: epoch ends only); a killed run resumes
   std::string gnuplot = "gnuplot";  // program used for the plots ("" = no plots)
 
   // Unknown keys are errors (they are usually typos). `source` names the file in messages.

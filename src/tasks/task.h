@@ -46,6 +46,10 @@ class TaskDataset {
   virtual Batch collate(const std::vector<size_t>& idx) const = 0;
   // Training-time randomness (augmentation) for the coming epoch; default: none.
   virtual void set_epoch(uint64_t seed) const {}
+  // The state of what collate() draws from in training (augmentation), as text, for a training
+  // checkpoint taken mid-epoch; "" when nothing is drawn.
+  virtual std::string rng_state() const { return ""; }
+  virtual void set_rng_state(const std::string& state) const {}
 };
 
 // One evaluation pass: add() every batch's outputs, then finish() → metric name → value.

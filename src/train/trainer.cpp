@@ -1,21 +1,30 @@
 #include "train/trainer.h"
 
+#include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <random>
+#include <set>
+#include <sstream>
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <fmt/core.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
 #include "core/errors.h"
 #include "core/fileutil.h"
+#include "core/json_bits.h"
 #include "text/batching.h"
+#include "train/interrupt.h"
+#include "train/train_checkpoint.h"
 
 namespace lorakit {
 namespace {
@@ -66,7 +75,12 @@ void save_dir_atomically(const std::string& dir, const std::function<void(const 
   const std::string tmp = dir + ".tmp";
   std::error_code ec;
   fs::remove_all(tmp, ec);
-  write(tmp);
+  try {
+    write(tmp);
+  } catch (...) {
+    fs::remove_all(tmp, ec);  // a failed write (disk full) leaves the previous directory as it was
+    throw;
+  }
   const std::string old = dir + ".old";
   fs::remove_all(old, ec);
   if (fs::exists(dir)) fs::rename(dir, old);
@@ -213,6 +227,113 @@ StepRunner::Out StepRunner::step(const Batch& b, int64_t epoch) {
   return {logits, info.task_loss.item<double>()};
 }
 
+namespace {
+
+std::string adamw_key(size_t g, size_t i) { return "adamw." + std::to_string(g) + "." + std::to_string(i) + "."; }
+
+}  // namespace
+
+void StepRunner::save_state(nlohmann::json& state, std::map<std::string, at::Tensor>& tensors) const {
+  const Impl& m = *impl_;
+  torch::NoGradGuard ng;
+  state["runner_step"] = step_;
+  std::ostringstream rng;
+  rng << m.rng;
+  state["runner_rng"] = rng.str();
+  for (auto& p : m.model->named_parameters(true))
+    if (p.value().requires_grad()) tensors["param." + p.key()] = p.value().detach().clone();
+  nlohmann::json steps = nlohmann::json::object(), lrs = nlohmann::json::array();
+  auto& groups = m.opt->param_groups();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    lrs.push_back(f64_bits(static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr()));
+    for (size_t i = 0; i < groups[g].params().size(); ++i) {
+      const at::Tensor& p = groups[g].params()[i];
+      auto it = m.opt->state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+      if (it == m.opt->state().end()) continue;
+      auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      const std::string k = adamw_key(g, i);
+      steps[k] = s.step();
+      tensors[k + "exp_avg"] = s.exp_avg().clone();
+      tensors[k + "exp_avg_sq"] = s.exp_avg_sq().clone();
+      if (s.max_exp_avg_sq().defined()) tensors[k + "max_exp_avg_sq"] = s.max_exp_avg_sq().clone();
+    }
+  }
+  state["adamw_steps"] = steps;
+  state["adamw_lr"] = lrs;
+  MethodState ms;
+  m.method.save_state(ms);
+  state["method_state"] = ms.json;
+  for (auto& [k, t] : ms.tensors) tensors["method." + k] = t;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    tensors["rng.torch"] = gen.get_state();
+  }
+}
+
+void StepRunner::load_state(const nlohmann::json& state, const std::map<std::string, at::Tensor>& tensors) {
+  Impl& m = *impl_;
+  torch::NoGradGuard ng;
+  auto tensor = [&](const std::string& k) -> const at::Tensor& {
+    auto it = tensors.find(k);
+    if (it == tensors.end()) throw Error("training checkpoint: tensor '" + k + "' is missing");
+    return it->second;
+  };
+  auto fits = [&](const std::string& what, const at::Tensor& have, const at::Tensor& saved) {
+    if (have.sizes() != saved.sizes() || have.scalar_type() != saved.scalar_type())
+      throw Error("training checkpoint: '" + what + "' has shape " + c10::str(saved.sizes()) + " " +
+                  std::string(c10::toString(saved.scalar_type())) + ", the model's is " + c10::str(have.sizes()) +
+                  " " + std::string(c10::toString(have.scalar_type())));
+  };
+  try {
+    step_ = state.at("runner_step").get<int64_t>();
+    std::istringstream rng(state.at("runner_rng").get<std::string>());
+    rng >> m.rng;
+    if (!rng) throw Error("training checkpoint: the run's generator state does not parse");
+    for (auto& p : m.model->named_parameters(true)) {
+      if (!p.value().requires_grad()) continue;
+      const at::Tensor& t = tensor("param." + p.key());
+      fits("param." + p.key(), p.value(), t);
+      p.value().copy_(t);
+    }
+    m.opt->state().clear();
+    const auto& steps = state.at("adamw_steps");
+    const auto& lrs = state.at("adamw_lr");
+    auto& groups = m.opt->param_groups();
+    if (!lrs.is_array() || lrs.size() != groups.size())
+      throw Error("training checkpoint: " + std::to_string(lrs.size()) + " optimizer groups, the run has " +
+                  std::to_string(groups.size()));
+    for (size_t g = 0; g < groups.size(); ++g) {
+      static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(f64_from_bits(lrs[g], "adamw_lr"));
+      for (size_t i = 0; i < groups[g].params().size(); ++i) {
+        const std::string k = adamw_key(g, i);
+        if (!steps.contains(k)) continue;
+        const at::Tensor& p = groups[g].params()[i];
+        auto s = std::make_unique<torch::optim::AdamWParamState>();
+        s->step(steps[k].get<int64_t>());
+        fits(k + "exp_avg", p, tensor(k + "exp_avg"));
+        fits(k + "exp_avg_sq", p, tensor(k + "exp_avg_sq"));
+        s->exp_avg(tensor(k + "exp_avg").clone());
+        s->exp_avg_sq(tensor(k + "exp_avg_sq").clone());
+        if (tensors.count(k + "max_exp_avg_sq")) s->max_exp_avg_sq(tensor(k + "max_exp_avg_sq").clone());
+        m.opt->state()[c10::guts::to_string(p.unsafeGetTensorImpl())] = std::move(s);
+      }
+    }
+    MethodState ms;
+    ms.json = state.at("method_state");
+    for (auto& [k, t] : tensors)
+      if (k.rfind("method.", 0) == 0) ms.tensors[k.substr(7)] = t;
+    m.method.load_state(ms);
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(tensor("rng.torch"));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("training checkpoint: trainer_state.json: ") + e.what());
+  } catch (const c10::Error& e) {
+    throw Error(std::string("training checkpoint: ") + e.what_without_backtrace());
+  }
+}
+
 void TrainConfig::validate() const {
   if (batch_size <= 0) throw Error("--batch-size must be positive, got " + std::to_string(batch_size));
   if (eval_batch_size <= 0) throw Error("--eval-batch-size must be positive, got " + std::to_string(eval_batch_size));
@@ -222,15 +343,121 @@ void TrainConfig::validate() const {
   if (!(warmup_ratio >= 0 && warmup_ratio <= 1)) throw Error("--warmup-ratio must be in [0, 1]");
   if (!std::isfinite(max_grad_norm)) throw Error("--max-grad-norm must be finite");
   if (max_bad_steps < 0) throw Error("--max-bad-steps must be >= 0, got " + std::to_string(max_bad_steps));
+  if (save_steps < 0) throw Error("--save-steps must be >= 0, got " + std::to_string(save_steps));
   if (out_dir.empty()) throw Error("--out is required");
 }
+
+namespace {
+
+// Flag values compare as JSON, or as numbers where both are words that read as one ("5e-4" = "0.0005").
+bool same_value(const nlohmann::json& a, const nlohmann::json& b) {
+  if (a == b) return true;
+  if (!a.is_string() || !b.is_string()) return false;
+  auto number = [](const std::string& s, double& v) {
+    if (s.empty()) return false;
+    char* end = nullptr;
+    v = std::strtod(s.c_str(), &end);
+    return end && *end == '\0';
+  };
+  double x = 0, y = 0;
+  return number(a.get<std::string>(), x) && number(b.get<std::string>(), y) && x == y;
+}
+
+std::string show(const nlohmann::json& v) {
+  if (v.is_null()) return "(not set)";
+  return v.is_string() ? "'" + v.get<std::string>() + "'" : v.dump();
+}
+
+// What a resumed run must share with the checkpoint's: the caller's flags, and the trainer's own settings
+// where the caller gave none, the method, the task and the data's size.
+nlohmann::json resume_spec(const TrainConfig& cfg, const Method& method, const Task& task, const TaskDataset& train,
+                           const TaskDataset& eval, const LoadedModel& base) {
+  nlohmann::json j = cfg.run_flags.is_object() ? cfg.run_flags : nlohmann::json::object();
+  auto put = [&](const char* k, nlohmann::json v) {
+    if (!j.contains(k)) j[k] = std::move(v);
+  };
+  put("--epochs", cfg.epochs);
+  put("--max-steps", cfg.max_steps);
+  put("--batch-size", cfg.batch_size);
+  put("--eval-batch-size", cfg.eval_batch_size);
+  put("--lr", cfg.lr);
+  put("--weight-decay", cfg.weight_decay);
+  put("--warmup-ratio", cfg.warmup_ratio);
+  put("--warmup-steps", cfg.warmup_steps);
+  put("--max-grad-norm", cfg.max_grad_norm);
+  put("--seed", cfg.seed);
+  put("--no-group-by-length", !cfg.group_by_length);
+  put("--max-bad-steps", cfg.max_bad_steps);
+  put("--model", base.dir);
+  j["method"] = method.describe();
+  j["task"] = task.name();
+  j["training rows"] = train.size();
+  j["evaluation rows"] = eval.size();
+  return j;
+}
+
+void check_same_run(const std::string& where, const nlohmann::json& saved, const nlohmann::json& now) {
+  std::vector<std::string> diffs;
+  std::set<std::string> keys;
+  for (auto& [k, v] : saved.items()) keys.insert(k);
+  for (auto& [k, v] : now.items()) keys.insert(k);
+  for (auto& k : keys) {
+    const nlohmann::json a = saved.contains(k) ? saved[k] : nlohmann::json();
+    const nlohmann::json b = now.contains(k) ? now[k] : nlohmann::json();
+    if (!same_value(a, b)) diffs.push_back(fmt::format("{} {} (the checkpoint's run: {})", k, show(b), show(a)));
+  }
+  if (diffs.empty()) return;
+  std::string list;
+  for (auto& d : diffs) list += (list.empty() ? "" : "; ") + d;
+  throw Error("--resume: " + where + " was written by a run with other settings: " + list +
+              ". Resume with the checkpoint's settings, or train into a new --out");
+}
+
+// --out must be writable and have room for what the run writes, checked before training starts: at the
+// peak a checkpoint and its successor (parameters + AdamW's two moments each), best/ and last/.
+void check_out_dir(const std::string& out, const SequenceClassifier& model) {
+  make_dirs(out);
+  const std::string probe = join_path(out, ".lorakit-write-test");
+  try {
+    write_text_atomically(probe, "lorakit\n");
+  } catch (const Error& e) {
+    throw Error("--out " + out + ": not writable (" + e.what() + ")");
+  }
+  std::remove(probe.c_str());
+  uint64_t bytes = 0;
+  for (auto& p : model->parameters(true))
+    if (p.requires_grad()) bytes += static_cast<uint64_t>(p.numel()) * p.element_size();
+  const uint64_t need = 8 * bytes + (1u << 20);
+  struct rlimit fsize {};
+  if (::getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY &&
+      static_cast<uint64_t>(fsize.rlim_cur) < 3 * bytes + (1u << 16))
+    throw Error(fmt::format("--out {}: files may not grow past {:.1f} MB here (ulimit -f), but a training checkpoint "
+                            "of this run (parameters and AdamW's two moments) is about {:.1f} MB",
+                            out, fsize.rlim_cur / 1e6, 3 * bytes / 1e6));
+  struct statvfs fsinfo {};
+  if (::statvfs(out.c_str(), &fsinfo) != 0) return;
+  const uint64_t free_bytes = static_cast<uint64_t>(fsinfo.f_bavail) * fsinfo.f_frsize;
+  if (free_bytes < need)
+    throw Error(fmt::format("--out {}: {:.1f} MB free on its filesystem, but this run writes up to about {:.1f} MB "
+                            "(two training checkpoints with AdamW's state, best/ and last/); free some space or "
+                            "choose another --out",
+                            out, free_bytes / 1e6, need / 1e6));
+}
+
+struct EpochAccum {
+  double loss_sum = 0, correct = 0, n_seen = 0, seconds = 0;
+  int64_t skipped = 0;
+};
+
+}  // namespace
 
 TrainResult train(LoadedModel& base, Method& method, const Task& task, const TaskDataset& train_ds,
                   const TaskDataset& eval_ds, const TrainConfig& cfg) {
   cfg.validate();
   if (train_ds.size() == 0) throw Error("training set is empty");
-  make_dirs(cfg.out_dir);
   SequenceClassifier& model = base.model;
+  check_out_dir(cfg.out_dir, model);
+  install_stop_handlers();
   const int64_t per_epoch = (static_cast<int64_t>(train_ds.size()) + cfg.batch_size - 1) / cfg.batch_size;
   int64_t total = cfg.max_steps > 0 ? cfg.max_steps : per_epoch * cfg.epochs;
   const int64_t epochs = cfg.max_steps > 0 ? (cfg.max_steps + per_epoch - 1) / per_epoch : cfg.epochs;
@@ -240,13 +467,13 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
   StepRunner runner(model, method, task, cfg, total, warmup);
   const int64_t n_trainable = count_trainable(*model);
   int64_t n_inference = method.inference_params(model);
+  const nlohmann::json spec = resume_spec(cfg, method, task, train_ds, eval_ds, base);
   nlohmann::json run_cfg = {{"method", method.describe()}, {"task", task.name()}, {"epochs", epochs},
                             {"total_steps", total}, {"warmup_steps", warmup}, {"batch_size", cfg.batch_size},
                             {"lr", cfg.lr}, {"weight_decay", cfg.weight_decay}, {"max_grad_norm", cfg.max_grad_norm},
                             {"seed", cfg.seed}, {"train_examples", train_ds.size()},
                             {"eval_examples", eval_ds.size()}, {"trainable_params", n_trainable},
                             {"inference_params", n_inference}, {"model", base.dir}};
-  write_text_atomically(join_path(cfg.out_dir, "train_config.json"), run_cfg.dump(2) + "\n");
 
   Progress progress(cfg.progress, total);
   TrainResult result;
@@ -258,23 +485,118 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
   int64_t bad_in_a_row = 0;
   auto run_start = Clock::now();
   double train_seconds = 0;
-  size_t samples_seen = 0;
+  double samples_seen = 0;
+  int64_t start_epoch = 1, start_position = 0;
+  EpochAccum acc;
+  std::string data_rng;
+
+  if (cfg.resume) {
+    auto ck = read_train_checkpoint(cfg.out_dir);
+    if (!ck)
+      throw Error("--resume: " + join_path(cfg.out_dir, "checkpoint") +
+                  " holds no training checkpoint (none was written yet, or --out is another run's); run without "
+                  "--resume to start");
+    const nlohmann::json& st = ck->state;
+    check_same_run(ck->dir, st.value("flags", nlohmann::json::object()), spec);
+    try {
+      step = st.at("step").get<int64_t>();
+      start_epoch = st.at("epoch").get<int64_t>();
+      start_position = st.at("position").get<int64_t>();
+      const auto& a = st.at("epoch_accum");
+      acc.loss_sum = f64_from_bits(a.at("loss_sum"), "loss_sum");
+      acc.correct = f64_from_bits(a.at("correct"), "correct");
+      acc.n_seen = f64_from_bits(a.at("n_seen"), "n_seen");
+      acc.seconds = f64_from_bits(a.at("seconds"), "seconds");
+      acc.skipped = a.at("skipped").get<int64_t>();
+      bad_in_a_row = st.at("bad_in_a_row").get<int64_t>();
+      best = f64_from_bits(st.at("best"), "best");
+      best_epoch = st.at("best_epoch").get<int64_t>();
+      samples_seen = f64_from_bits(st.at("samples_seen"), "samples_seen");
+      train_seconds = f64_from_bits(st.at("train_seconds"), "train_seconds");
+      jsonl = st.at("jsonl").get<std::string>();
+      data_rng = st.at("data_rng").get<std::string>();
+      n_inference = st.at("inference_params").get<int64_t>();
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(ck->dir + "/trainer_state.json: " + e.what());
+    }
+    if (step < 0 || step > total || start_epoch < 1 || start_position < 0 || start_position > per_epoch)
+      throw Error(ck->dir + "/trainer_state.json: step " + std::to_string(step) + ", epoch " +
+                  std::to_string(start_epoch) + ", position " + std::to_string(start_position) +
+                  " do not fit this run (" + std::to_string(total) + " steps)");
+    runner.load_state(st, ck->tensors);
+    std::istringstream lines(jsonl);
+    for (std::string l; std::getline(lines, l);)
+      if (!l.empty()) result.epochs.push_back(nlohmann::json::parse(l));
+    write_text_atomically(join_path(cfg.out_dir, "metrics.jsonl"), jsonl);
+    fmt::print(stderr, "lorakit: resuming from {} at step {} of {} (epoch {}, batch {} of {})\n", ck->dir, step, total,
+               start_epoch, start_position, per_epoch);
+  } else {
+    if (has_train_checkpoint(cfg.out_dir))
+      fmt::print(stderr,
+                 "lorakit: note: {} holds an earlier run's checkpoint; this run starts over and replaces it "
+                 "(--resume continues it instead)\n",
+                 join_path(cfg.out_dir, "checkpoint"));
+  }
+  write_text_atomically(join_path(cfg.out_dir, "train_config.json"), run_cfg.dump(2) + "\n");
+
+  // `epoch` / `position`: where the run goes on from (position = batches of `epoch` already taken).
+  auto checkpoint = [&](int64_t epoch, int64_t position, const TaskDataset& ds) {
+    // A NaN / inf parameter is never checkpointed over a good checkpoint (the epoch's end stops the run).
+    const std::string bad = first_non_finite(model);
+    if (!bad.empty()) {
+      progress.message("step " + std::to_string(step) + ": parameter '" + bad +
+                       "' holds NaN or inf; no checkpoint written");
+      return;
+    }
+    TrainCheckpoint c;
+    nlohmann::json& st = c.state;
+    st["flags"] = spec;
+    st["step"] = step;
+    st["total_steps"] = total;
+    st["epoch"] = epoch;
+    st["position"] = position;
+    st["epoch_accum"] = {{"loss_sum", f64_bits(acc.loss_sum)}, {"correct", f64_bits(acc.correct)},
+                         {"n_seen", f64_bits(acc.n_seen)}, {"seconds", f64_bits(acc.seconds)},
+                         {"skipped", acc.skipped}};
+    st["bad_in_a_row"] = bad_in_a_row;
+    st["best"] = f64_bits(best);
+    st["best_epoch"] = best_epoch;
+    st["samples_seen"] = f64_bits(samples_seen);
+    st["train_seconds"] = f64_bits(train_seconds);
+    st["jsonl"] = jsonl;
+    st["data_rng"] = position > 0 ? ds.rng_state() : std::string();
+    st["inference_params"] = n_inference;
+    runner.save_state(st, c.tensors);
+    write_train_checkpoint(cfg.out_dir, c);
+  };
+  auto stop_if_asked = [&]() {
+    if (const int sig = stop_requested())
+      throw Interrupted(fmt::format("{} received: stopped after step {} of {} with a checkpoint in {}; continue with "
+                                    "the same command and --resume",
+                                    signal_name(sig), step, total, join_path(cfg.out_dir, "checkpoint")),
+                        sig);
+  };
+
   model->train();
-  for (int64_t epoch = 1; epoch <= epochs && step < total; ++epoch) {
+  for (int64_t epoch = start_epoch; epoch <= epochs && step < total; ++epoch) {
+    const bool resumed_here = epoch == start_epoch && start_position > 0;
+    if (!resumed_here) acc = EpochAccum{};
     auto ep_start = Clock::now();
-    double loss_sum = 0, correct = 0, n_seen = 0;
-    int64_t skipped = 0;
+    const double ep_seconds_before = acc.seconds;
     auto batches = data::make_batches(train_ds.lengths(), cfg.batch_size, cfg.seed + epoch, /*shuffle=*/true,
                                       cfg.group_by_length);
     train_ds.set_epoch(cfg.seed * 1000003ULL + static_cast<uint64_t>(epoch));
-    for (auto& idx : batches) {
+    if (resumed_here) train_ds.set_rng_state(data_rng);
+    const int64_t n_batches = static_cast<int64_t>(batches.size());
+    for (int64_t bi = resumed_here ? start_position : 0; bi < n_batches; ++bi) {
       if (step >= total) break;
+      const auto& idx = batches[bi];
       Batch b = train_ds.collate(idx);
       StepRunner::Out so = runner.step(b, epoch);
       at::Tensor logits = so.logits;
       ++step;
       if (so.skipped) {
-        ++skipped;
+        ++acc.skipped;
         ++bad_in_a_row;
         progress.message(fmt::format("step {}: non-finite loss or gradient (loss {}): step skipped, no update", step,
                                      so.loss));
@@ -283,29 +605,37 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
                                   "(--max-bad-steps {}); nothing was saved after the last good epoch. Lower --lr, "
                                   "check the data and the model's weights for NaN/inf",
                                   step, bad_in_a_row, cfg.max_bad_steps));
-        continue;
+      } else {
+        bad_in_a_row = 0;
+        const double bl = so.loss;
+        acc.loss_sum += bl * idx.size();
+        acc.correct += task.correct(logits, b.labels, cfg.regression_tau).sum().item<double>();
+        acc.n_seen += idx.size();
+        samples_seen += idx.size();
       }
-      bad_in_a_row = 0;
-      const double bl = so.loss;
-      loss_sum += bl * idx.size();
-      correct += task.correct(logits, b.labels, cfg.regression_tau).sum().item<double>();
-      n_seen += idx.size();
-      samples_seen += idx.size();
-      progress.update(step, epoch, loss_sum / n_seen, samples_seen / std::max(1e-9, train_seconds + since(ep_start)));
+      acc.seconds = ep_seconds_before + since(ep_start);
+      progress.update(step, epoch, acc.loss_sum / std::max(1.0, acc.n_seen),
+                      samples_seen / std::max(1e-9, train_seconds + acc.seconds));
+      fault_point("step", step);
+      const bool epoch_goes_on = bi + 1 < n_batches && step < total;
+      if (epoch_goes_on && (stop_requested() || (cfg.save_steps > 0 && step % cfg.save_steps == 0)))
+        checkpoint(epoch, bi + 1, train_ds);
+      if (epoch_goes_on) stop_if_asked();
     }
-    const double ep_train_seconds = since(ep_start);
+    const double ep_train_seconds = acc.seconds;
     train_seconds += ep_train_seconds;
     EvalResult ev = evaluate(model, task, eval_ds, cfg.eval_batch_size, cfg.regression_tau);
+    const double n_seen = acc.n_seen, correct = acc.correct;
     nlohmann::ordered_json line;
     line["epoch"] = epoch;
     line["step"] = step;
-    line["train_loss"] = loss_sum / std::max(1.0, n_seen);
+    line["train_loss"] = acc.loss_sum / std::max(1.0, n_seen);
     line["train_accuracy"] = correct / std::max(1.0, n_seen);
     line["eval_loss"] = ev.loss;
     line["eval_accuracy"] = ev.accuracy;
     for (auto& [k, v] : ev.metrics) line["eval_" + k] = v;
     line["generalization_gap"] = correct / std::max(1.0, n_seen) - ev.accuracy;
-    line["skipped_steps"] = skipped;
+    line["skipped_steps"] = acc.skipped;
     line["train_seconds"] = ep_train_seconds;
     line["eval_seconds"] = ev.seconds;
     line["train_samples_per_second"] = n_seen / std::max(1e-9, ep_train_seconds);
@@ -332,6 +662,10 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
       best_epoch = epoch;
       save_dir_atomically(join_path(cfg.out_dir, "best"), [&](const std::string& d) { method.save(model, base, d); });
     }
+    fault_point("epoch-end", step);
+    acc = EpochAccum{};
+    checkpoint(epoch + 1, 0, train_ds);
+    if (epoch < epochs && step < total) stop_if_asked();
   }
   save_dir_atomically(join_path(cfg.out_dir, "last"), [&](const std::string& d) { method.save(model, base, d); });
   nlohmann::ordered_json s;
@@ -348,6 +682,8 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
   s["inference_params"] = n_inference;
   result.summary = s;
   write_text_atomically(join_path(cfg.out_dir, "results.json"), s.dump(2) + "\n");
+  // The run is whole (last/, results.json): its checkpoint is no longer needed.
+  remove_train_checkpoint(cfg.out_dir);
   return result;
 }
 

@@ -1,6 +1,7 @@
 // The training loop: AdamW (no decay on biases / LayerNorm), linear warm-up then linear decay,
-// gradient clipping, evaluation every epoch, keep-best, per-epoch JSONL log. It drives a
-// lorakit::Method through its hooks and never names a method.
+// gradient clipping, evaluation every epoch, keep-best, per-epoch JSONL log, training checkpoints and
+// resume (train/train_checkpoint.h). It drives a lorakit::Method through its hooks and never names a
+// method.
 #pragma once
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -31,6 +32,15 @@ struct TrainConfig {
   // A step whose loss or gradient norm is not finite is skipped (no update; counted as skipped_steps in the
   // epoch's log); this many skipped in a row stop the run with an error (0: the first one stops it).
   int64_t max_bad_steps = 10;
+  // A training checkpoint (<out>/checkpoint/) every this many optimizer steps (0: only at epoch ends) and
+  // at every epoch end.
+  int64_t save_steps = 500;
+  // Continue from <out>/checkpoint/ (an Error when there is none, or when it was written by a run with
+  // other settings).
+  bool resume = false;
+  // The settings that decide the run beyond the fields above (the CLI's flags: model, data, method, ...),
+  // name → value; a resumed run must have the same. Values that are numbers in words compare as numbers.
+  nlohmann::json run_flags = nlohmann::json::object();
   // Flags that can be judged without data or model (batch sizes, epochs, lr, ...): lorakit::Error naming the flag.
   void validate() const;
 };
@@ -70,6 +80,12 @@ class StepRunner {
   int64_t steps_taken() const { return step_; }
   double current_lr() const;
   torch::optim::Optimizer& optimizer();
+  // The runner's part of a training checkpoint: the step counter, the run's generator, every trainable
+  // parameter, AdamW's state and learning rates, the method's state (Method::save_state) and LibTorch's
+  // CPU generator (dropout). load_state restores all of it onto the same model and method (an Error
+  // naming what does not fit).
+  void save_state(nlohmann::json& state, std::map<std::string, at::Tensor>& tensors) const;
+  void load_state(const nlohmann::json& state, const std::map<std::string, at::Tensor>& tensors);
 
  private:
   struct Impl;
@@ -83,7 +99,10 @@ struct TrainResult {
 };
 
 // Trains `base.model` with `method` (already attached) on `train`, evaluating on `eval` every epoch.
-// Writes <out>/metrics.jsonl, <out>/results.json, <out>/best/ and <out>/last/ (method.save).
+// Writes <out>/metrics.jsonl, <out>/results.json, <out>/best/ and <out>/last/ (method.save), and
+// <out>/checkpoint/ (cfg.save_steps, every epoch end); with cfg.resume it continues from that checkpoint
+// and ends bit-identical to the run never interrupted. SIGINT / SIGTERM (train/interrupt.h) end it after
+// the current step with a checkpoint and an Interrupted error.
 TrainResult train(LoadedModel& base, Method& method, const Task& task, const TaskDataset& train,
                   const TaskDataset& eval, const TrainConfig& cfg);
 

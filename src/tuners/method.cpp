@@ -1,12 +1,34 @@
 #include "tuners/method.h"
 
 #include "core/errors.h"
+#include "core/json_bits.h"
 
 namespace lorakit {
 
 at::Tensor StepInfo::correct(double tau) const {
   if (!task) throw Error("StepInfo::correct: no task set for this step");
   return task->correct(logits, labels, tau);
+}
+
+void MethodState::put_f64(const std::string& key, double v) { json[key] = f64_bits(v); }
+
+double MethodState::get_f64(const std::string& key) const {
+  return f64_from_bits(json.contains(key) ? json[key] : nlohmann::json(), "method state " + key);
+}
+
+int64_t MethodState::get_i64(const std::string& key) const {
+  if (!json.contains(key) || !json[key].is_number_integer())
+    throw Error("training checkpoint: method state '" + key + "' is missing or not an integer");
+  return json[key].get<int64_t>();
+}
+
+void MethodState::put_tensor(const std::string& key, const at::Tensor& t) {
+  if (t.defined()) tensors[key] = t.detach().clone();
+}
+
+at::Tensor MethodState::get_tensor(const std::string& key) const {
+  auto it = tensors.find(key);
+  return it == tensors.end() ? at::Tensor() : it->second.clone();
 }
 
 bool is_no_decay_param(const std::string& name) {

@@ -13,10 +13,13 @@
 //     after_optimizer_step(step, opt)     update transforms / pruning / projection
 //   epoch_stats()                         merged into the epoch's JSONL line
 //   save(dir) / load(dir)                 the method's artifact (adapter or full checkpoint)
+//   save_state / load_state               what the method carries between steps, for a training
+//                                         checkpoint (the parameters and the optimizer are the trainer's)
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -41,6 +44,21 @@ struct StepInfo {
   const Task* task = nullptr;  // the task being trained
   // The task's "correct" mask [B] bool for these outputs (GR-LoRA's S); `tau`: regression tolerance.
   at::Tensor correct(double tau) const;
+};
+
+// A method's own state between steps (mask generators' draws, EMAs, gates' statistics, epoch accumulators)
+// for a training checkpoint: tensors by name, the rest as JSON. Doubles go in as their bit patterns
+// (put_f64 / get_f64), so a resumed run continues bit-identically.
+struct MethodState {
+  nlohmann::json json = nlohmann::json::object();
+  std::map<std::string, at::Tensor> tensors;  // an undefined tensor is left out (and reads back undefined)
+
+  void put_f64(const std::string& key, double v);
+  double get_f64(const std::string& key) const;  // lorakit::Error when missing
+  void put_i64(const std::string& key, int64_t v) { json[key] = v; }
+  int64_t get_i64(const std::string& key) const;
+  void put_tensor(const std::string& key, const at::Tensor& t);
+  at::Tensor get_tensor(const std::string& key) const;  // undefined when absent
 };
 
 struct ParamGroup {
@@ -71,6 +89,10 @@ class Method {
   // still needed at inference (equal to T for LoRA and full fine-tuning; fewer after pruning).
   virtual int64_t inference_params(const SequenceClassifier& model) const;
   virtual nlohmann::json describe() const { return {{"method", name()}}; }
+  // The method's state that is neither a parameter nor optimizer state (see MethodState). load_state is
+  // called after attach() on the same configuration; the default holds nothing.
+  virtual void save_state(MethodState& s) const {}
+  virtual void load_state(const MethodState& s) {}
 };
 
 // Counts: trainable parameters, and all parameters (as at inference).

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <random>
+#include <sstream>
 
 #include "core/errors.h"
 #include "core/fileutil.h"
@@ -48,6 +49,18 @@ class ImageDataset : public TaskDataset {
   size_t size() const override { return static_cast<size_t>(s_.count); }
   const std::vector<size_t>& lengths() const override { return lengths_; }
   void set_epoch(uint64_t seed) const override { rng_.seed(seed); }
+  std::string rng_state() const override {
+    if (!augment_) return "";
+    std::ostringstream os;
+    os << rng_;
+    return os.str();
+  }
+  void set_rng_state(const std::string& state) const override {
+    if (!augment_ || state.empty()) return;
+    std::istringstream is(state);
+    is >> rng_;
+    if (!is) throw Error("training checkpoint: the augmentation generator's state does not parse");
+  }
 
   Batch collate(const std::vector<size_t>& idx) const override {
     const int64_t B = static_cast<int64_t>(idx.size()), C = s_.channels, H = s_.height, W = s_.width;

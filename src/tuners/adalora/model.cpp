@@ -354,4 +354,50 @@ std::unique_ptr<LoraMethod> load_adalora_adapter(SequenceClassifier& model, cons
   return method;
 }
 
+// The RankAllocator's EMAs, the masks of the last masking, the budget record and the epoch accumulators.
+void AdaLoraMethod::save_state(MethodState& s) const {
+  static const char* kWhich[3] = {"A", "B", "E"};
+  for (size_t i = 0; i < imp_.size(); ++i)
+    for (int w = 0; w < 3; ++w) {
+      const std::string k = "adalora.imp." + std::to_string(i) + "." + kWhich[w] + ".";
+      s.put_tensor(k + "ipt", imp_[i][w].ipt);
+      s.put_tensor(k + "avg_ipt", imp_[i][w].avg_ipt);
+      s.put_tensor(k + "avg_unc", imp_[i][w].avg_unc);
+    }
+  s.put_i64("adalora.masked_layers", static_cast<int64_t>(keep_.size()));
+  for (size_t i = 0; i < keep_.size(); ++i) s.put_tensor("adalora.keep." + std::to_string(i), keep_[i]);
+  s.put_i64("adalora.last_budget", last_budget_);
+  s.put_f64("adalora.last_threshold", last_threshold_);
+  s.put_i64("adalora.mask_events", mask_events_);
+  s.put_tensor("adalora.orth_sum", orth_sum_);
+  s.put_i64("adalora.orth_steps", orth_steps_);
+  s.put_i64("adalora.total_step", ada_.total_step);  // set at step 0; written into the adapter's config
+}
+
+void AdaLoraMethod::load_state(const MethodState& s) {
+  static const char* kWhich[3] = {"A", "B", "E"};
+  for (size_t i = 0; i < imp_.size(); ++i)
+    for (int w = 0; w < 3; ++w) {
+      const std::string k = "adalora.imp." + std::to_string(i) + "." + kWhich[w] + ".";
+      imp_[i][w].ipt = s.get_tensor(k + "ipt");
+      imp_[i][w].avg_ipt = s.get_tensor(k + "avg_ipt");
+      imp_[i][w].avg_unc = s.get_tensor(k + "avg_unc");
+    }
+  const int64_t n = s.get_i64("adalora.masked_layers");
+  if (n != 0 && n != static_cast<int64_t>(layers_.size()))
+    throw Error("training checkpoint: AdaLoRA masks for " + std::to_string(n) + " modules, the model has " +
+                std::to_string(layers_.size()));
+  keep_.assign(static_cast<size_t>(n), {});
+  for (int64_t i = 0; i < n; ++i) {
+    keep_[i] = s.get_tensor("adalora.keep." + std::to_string(i));
+    if (!keep_[i].defined()) throw Error("training checkpoint: AdaLoRA mask " + std::to_string(i) + " is missing");
+  }
+  last_budget_ = s.get_i64("adalora.last_budget");
+  last_threshold_ = s.get_f64("adalora.last_threshold");
+  mask_events_ = s.get_i64("adalora.mask_events");
+  orth_sum_ = s.get_tensor("adalora.orth_sum");
+  orth_steps_ = s.get_i64("adalora.orth_steps");
+  ada_.total_step = s.get_i64("adalora.total_step");
+}
+
 }  // namespace lorakit

@@ -199,4 +199,31 @@ std::unique_ptr<Method> make_gr_lora(const MethodOptions& opt) {
   return std::make_unique<GrLoraMethod>(opt.lora, GrLoraConfig::from_json(opt.extra));
 }
 
+// The epoch accumulators and each layer's scale statistics (epoch_stats reads them).
+void GrLoraMethod::save_state(MethodState& s) const {
+  s.put_f64("gr.frac_sum", frac_sum_);
+  s.put_f64("gr.pen_sum", pen_sum_);
+  s.put_i64("gr.steps", steps_);
+  const auto layers = gr_layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const std::string k = "gr.layer." + std::to_string(i) + ".";
+    s.put_f64(k + "last_scale", layers[i]->last_scale);
+    s.put_f64(k + "scale_sum", layers[i]->scale_sum);
+    s.put_i64(k + "scale_count", layers[i]->scale_count);
+  }
+}
+
+void GrLoraMethod::load_state(const MethodState& s) {
+  frac_sum_ = s.get_f64("gr.frac_sum");
+  pen_sum_ = s.get_f64("gr.pen_sum");
+  steps_ = s.get_i64("gr.steps");
+  const auto layers = gr_layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const std::string k = "gr.layer." + std::to_string(i) + ".";
+    layers[i]->last_scale = s.get_f64(k + "last_scale");
+    layers[i]->scale_sum = s.get_f64(k + "scale_sum");
+    layers[i]->scale_count = s.get_i64(k + "scale_count");
+  }
+}
+
 }  // namespace lorakit

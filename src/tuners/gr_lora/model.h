@@ -25,6 +25,8 @@ class GrLoraMethod : public LoraMethod {
   void before_optimizer_step(StepInfo& step, torch::optim::Optimizer& opt) override;
   void after_optimizer_step(StepInfo& step, torch::optim::Optimizer& opt) override;
   nlohmann::json epoch_stats() override;
+  void save_state(MethodState& s) const override;
+  void load_state(const MethodState& s) override;
   nlohmann::json extra_config() const override;
 
   // λ_reg · (1/|S|) Σ_{i∈S} Σ_modules (‖∇_A L_i‖² + ‖∇_B L_i‖²) for the last training forward, with

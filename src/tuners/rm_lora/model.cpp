@@ -262,4 +262,32 @@ nlohmann::json RmLoraMethod::describe() const {
   return j;
 }
 
+// Epoch statistics, the last draw, and each layer's output-norm accumulator. (The mask generator is the
+// run's generator, StepInfo::rng, which the trainer saves; r̂ comes from the configuration.)
+void RmLoraMethod::save_state(MethodState& s) const {
+  s.put_tensor("rm.penalty_sum", penalty_sum_);
+  s.put_i64("rm.penalty_steps", penalty_steps_);
+  s.put_i64("rm.masked_steps", masked_steps_);
+  s.json["rm.draw"] = draw_;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto* rl = dynamic_cast<RmLoraLayer*>(layers_[i].second.get());
+    if (!rl) continue;
+    s.put_tensor("rm.layer." + std::to_string(i) + ".norm_sum", rl->norm_sum);
+    s.put_i64("rm.layer." + std::to_string(i) + ".norm_count", rl->norm_count);
+  }
+}
+
+void RmLoraMethod::load_state(const MethodState& s) {
+  penalty_sum_ = s.get_tensor("rm.penalty_sum");
+  penalty_steps_ = s.get_i64("rm.penalty_steps");
+  masked_steps_ = s.get_i64("rm.masked_steps");
+  if (s.json.contains("rm.draw")) draw_ = s.json["rm.draw"].get<std::vector<std::vector<int64_t>>>();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto* rl = dynamic_cast<RmLoraLayer*>(layers_[i].second.get());
+    if (!rl) continue;
+    rl->norm_sum = s.get_tensor("rm.layer." + std::to_string(i) + ".norm_sum");
+    rl->norm_count = s.get_i64("rm.layer." + std::to_string(i) + ".norm_count");
+  }
+}
+
 }  // namespace lorakit

@@ -50,6 +50,8 @@ class RmLoraMethod : public LoraMethod {
   void before_optimizer_step(StepInfo& step, torch::optim::Optimizer& opt) override;
   void after_optimizer_step(StepInfo& step, torch::optim::Optimizer& opt) override;
   nlohmann::json epoch_stats() override;
+  void save_state(MethodState& s) const override;
+  void load_state(const MethodState& s) override;
   nlohmann::json extra_config() const override;
   nlohmann::json describe() const override;
 

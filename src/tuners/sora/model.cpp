@@ -212,4 +212,15 @@ double sora_table_lambda(const std::string& task) {
   return 1e-3;
 }
 
+// The L1 accumulator of the epoch (the gates are parameters; their optimizer is the trainer's AdamW).
+void SoraMethod::save_state(MethodState& s) const {
+  s.put_tensor("sora.l1_sum", l1_sum_);
+  s.put_i64("sora.l1_steps", l1_steps_);
+}
+
+void SoraMethod::load_state(const MethodState& s) {
+  l1_sum_ = s.get_tensor("sora.l1_sum");
+  l1_steps_ = s.get_i64("sora.l1_steps");
+}
+
 }  // namespace lorakit

@@ -52,6 +52,8 @@ class SoraMethod : public LoraMethod {
   at::Tensor extra_loss(StepInfo& step) override;
   void after_optimizer_step(StepInfo& step, torch::optim::Optimizer& opt) override;
   nlohmann::json epoch_stats() override;
+  void save_state(MethodState& s) const override;
+  void load_state(const MethodState& s) override;
   nlohmann::json extra_config() const override;
   void save(const SequenceClassifier& model, const LoadedModel& base, const std::string& dir) const override;
   int64_t inference_params(const SequenceClassifier& model) const override;  // head + kept·(d_in + d_out)
