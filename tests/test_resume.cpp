@@ -263,3 +263,18 @@ TEST(TrainCheckpoint, CorruptStateIsAClearError) {
     EXPECT_NE(std::string(e.what()).find("trainer_state.json"), std::string::npos) << e.what();
   }
 }
+
+TEST(ResumeImages, AugmentedRunKilledMidEpochResumesBitIdentical) {
+  // Fashion-MNIST with --augment: the crop/flip generator is mid-epoch at the checkpoint (step 3 of 8).
+  TempDir d;
+  auto r = lorakit::testing::run_cli("init-model --arch vit --hidden 32 --layers 1 --heads 2 --intermediate 64 "
+                                     "--image-size 28 --patch-size 7 --num-labels 10 --out " + d.file("vit"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto cmd = [&](const std::string& method_flags, const std::string& out) {
+    return std::string(LORAKIT_CLI) + " train --model " + d.file("vit") +
+           " --task fashion-mnist --augment --max-train-samples 64 --max-eval-samples 32 --batch-size 8 --epochs 2"
+           " --lr 5e-3 --save-steps 3 --seed 3 --threads 1 --no-progress " +
+           method_flags + " --out " + out;
+  };
+  kill_and_resume("--method lora --r 2 --target-modules query,value", {"step:5"}, d, cmd);
+}
