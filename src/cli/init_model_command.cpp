@@ -30,6 +30,7 @@ struct Opts {
   int64_t image_size = 224, patch_size = 16, channels = 3, position_buckets = -1, spm_vocab_size = 2000;
   std::string spm_corpus;
   uint64_t seed = 42;
+  double dropout = -1;  // < 0: the family's default (0.1; ViT 0)
 };
 
 // ../shared/data/<rel> next to the source tree the binary was built in (build/lorakit → <repo>/../shared),
@@ -174,6 +175,11 @@ ModelConfig make_config(const Opts& o, const TokenizerInfo& t) {
     c.num_channels = o.channels;
     c.max_position_embeddings = (o.image_size / o.patch_size) * (o.image_size / o.patch_size) + 1;
   }
+  if (o.dropout >= 0) {
+    // Every dropout of the encoder and its heads (DistilBERT's seq_classif / qa too).
+    c.hidden_dropout_prob = c.attention_probs_dropout_prob = o.dropout;
+    c.seq_classif_dropout = c.qa_dropout = o.dropout;
+  }
   return c;
 }
 
@@ -200,6 +206,10 @@ void register_init_model_command(CLI::App& app) {
   cmd->add_option("--spm-vocab-size", o->spm_vocab_size, "deberta-v2: pieces of the trained SentencePiece model");
   cmd->add_option("--position-buckets", o->position_buckets, "deberta-v2: relative-position buckets (default min(256, max-position))");
   cmd->add_option("--image-size", o->image_size, "vit: image height and width");
+  cmd->add_option("--dropout", o->dropout,
+                  "hidden and attention dropout (default: the family's, 0.1; ViT 0); 0 makes training deterministic "
+                  "under data parallelism")
+      ->check(CLI::Range(0.0, 0.9));
   cmd->add_option("--patch-size", o->patch_size, "vit: patch height and width");
   cmd->add_option("--channels", o->channels, "vit: image channels");
   cmd->add_option("--seed", o->seed, "random seed");

@@ -6,12 +6,14 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "cli/launch.h"
 #include "core/errors.h"
 #include "core/runtime.h"
 #include "train/interrupt.h"
 
 int main(int argc, char** argv) {
   lorakit::ensure_blas_environment(argc, argv);
+  lorakit::cli::set_command_line(argc, argv);
   CLI::App app{"lorakit: parameter-efficient fine-tuning of transformer encoders (LibTorch)"};
   app.set_version_flag("--version", std::string("lorakit ") + LORAKIT_VERSION);
   app.require_subcommand(1);
@@ -20,6 +22,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const lorakit::cli::ExitWith& e) {
+    return e.code;
   } catch (const lorakit::Interrupted& e) {
     fmt::print(stderr, "lorakit: {}\n", e.what());
     return 128 + e.signal;

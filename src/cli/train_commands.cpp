@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/launch.h"
 #include "core/errors.h"
 #include "core/fileutil.h"
 #include "core/runtime.h"
@@ -20,6 +22,7 @@
 #include "models/checkpoint.h"
 #include "tasks/task.h"
 #include "text/tokenizer.h"
+#include "train/dist.h"
 #include "train/trainer.h"
 #include "tuners/lora/diagnostics.h"
 #include "tuners/adalora/model.h"
@@ -75,8 +78,9 @@ std::vector<std::pair<std::string, T>> parse_pattern(const std::string& spec, co
 // The flags that decide a run, name → value as given (or the default), for --resume's check. Flags that
 // only say how to run it (--out, --threads, --no-progress, --save-steps, --resume) may differ.
 nlohmann::json run_flags_of(const CLI::App& cmd) {
-  static const std::set<std::string> free = {"--help", "--out", "--threads", "--no-progress", "--save-steps",
-                                             "--resume"};
+  static const std::set<std::string> free = {"--help",        "--out",       "--threads",       "--no-progress",
+                                             "--save-steps",  "--resume",    "--nproc",         "--rank",
+                                             "--world-size",  "--master-addr", "--master-port", "--dist-timeout"};
   nlohmann::json j = nlohmann::json::object();
   for (const CLI::Option* opt : cmd.get_options()) {
     if (opt->get_lnames().empty()) continue;
@@ -103,6 +107,8 @@ void add_train(CLI::App& app) {
     double alpha = 16, lora_dropout = 0.0;
     bool rslora = false, no_progress = false, no_group = false;
     int threads = 0;
+    int nproc = 1;
+    DistOptions dist{-1, -1, "", -1, 300};
     DataOpts d;
     TrainConfig t;
   };
@@ -149,7 +155,17 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--resume", o->t.resume,
                 "continue the run from <out>/checkpoint/ (same flags as the run that wrote it); ends bit-identical "
                 "to the run never interrupted");
-  cmd->add_option("--threads", o->threads, "LibTorch threads (0 = one per core)");
+  cmd->add_option("--threads", o->threads, "LibTorch threads (0 = one per core; one per rank with --nproc)");
+  cmd->add_option("--nproc", o->nproc,
+                  "data-parallel ranks on this machine (c10d Gloo): each takes its slice of every batch; "
+                  "docs/distributed.md")
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--rank", o->dist.rank, "this process's rank in a multi-host run (default: $RANK)");
+  cmd->add_option("--world-size", o->dist.world_size, "ranks of a multi-host run (default: $WORLD_SIZE)");
+  cmd->add_option("--master-addr", o->dist.master_addr, "rank 0's address (default: $MASTER_ADDR, 127.0.0.1)");
+  cmd->add_option("--master-port", o->dist.master_port, "rank 0's store port (default: $MASTER_PORT, 29500)");
+  cmd->add_option("--dist-timeout", o->dist.timeout_seconds,
+                  "seconds after which a rank that died or hangs makes every other rank fail (default 300)");
   cmd->add_flag("--no-progress", o->no_progress, "no progress bar");
   cmd->add_flag("--no-group-by-length", o->no_group, "plain shuffled batches");
   add_method_flags(*cmd, extra);
@@ -157,8 +173,24 @@ void add_train(CLI::App& app) {
     // Everything the flags alone can tell is checked before any file is read.
     o->t.validate();
     validate_data_flags(o->d);
-    configure_threads(o->threads);
-    o->t.progress = !o->no_progress;
+    // --nproc N on one machine: this process only starts and watches the ranks.
+    if (o->nproc > 1 && !std::getenv("RANK")) throw ExitWith{launch_local_ranks(o->nproc, o->dist.timeout_seconds)};
+    DistOptions dopt = dist_options_from_env(DistOptions{});
+    if (o->dist.rank >= 0) dopt.rank = o->dist.rank;
+    if (o->dist.world_size >= 0) dopt.world_size = o->dist.world_size;
+    if (!o->dist.master_addr.empty()) dopt.master_addr = o->dist.master_addr;
+    if (o->dist.master_port >= 0) dopt.master_port = o->dist.master_port;
+    dopt.timeout_seconds = o->dist.timeout_seconds;
+    std::unique_ptr<Dist> dist;
+    if (dopt.world_size > 1) {
+      configure_threads(o->threads > 0 ? o->threads : 1);
+      dist = std::make_unique<Dist>(dopt);
+      o->t.dist = dist.get();
+    } else {
+      configure_threads(o->threads);
+    }
+    const bool rank0 = dopt.rank == 0 || dopt.world_size <= 1;
+    o->t.progress = !o->no_progress && rank0;
     o->t.group_by_length = !o->no_group;
     o->t.run_flags = run_flags_of(*cmd);
     auto task = make_task(o->d.task);
@@ -205,13 +237,16 @@ void add_train(CLI::App& app) {
     to.max_seq_len = effective_seq_len(lm.config, to.max_seq_len);
     auto train_ds = task->load(Split::Train, lm, to);
     auto eval_ds = task->load(Split::Eval, lm, to);
-    for (auto& n : to.notes) fmt::print(stderr, "lorakit train: {}\n", n);
+    if (rank0)
+      for (auto& n : to.notes) fmt::print(stderr, "lorakit train: {}\n", n);
     torch::manual_seed(o->t.seed);
     method->attach(lm.model);
-    fmt::print(stderr, "lorakit train: {} on {} ({} train / {} eval rows), {} trainable of {} parameters\n", o->method,
-               task->name(), train_ds->size(), eval_ds->size(), count_trainable(*lm.model), count_all(*lm.model));
+    if (rank0)
+      fmt::print(stderr, "lorakit train: {} on {} ({} train / {} eval rows), {} trainable of {} parameters{}\n",
+                 o->method, task->name(), train_ds->size(), eval_ds->size(), count_trainable(*lm.model),
+                 count_all(*lm.model), dist ? fmt::format(", {} data-parallel ranks", dopt.world_size) : "");
     TrainResult r = train(lm, *method, *task, *train_ds, *eval_ds, o->t);
-    fmt::print("{}\n", r.summary.dump(2));
+    if (rank0) fmt::print("{}\n", r.summary.dump(2));
   });
 }
 

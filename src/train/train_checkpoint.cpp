@@ -41,6 +41,10 @@ TrainCheckpoint read_dir(const std::string& dir) {
 void fault_point(const char* where, int64_t step) {
   static const char* spec = std::getenv("LORAKIT_FAULT");
   if (!spec || !*spec) return;
+  // LORAKIT_FAULT_RANK: only that rank of a data-parallel run (RANK) takes the fault.
+  static const char* only = std::getenv("LORAKIT_FAULT_RANK");
+  static const char* rank = std::getenv("RANK");
+  if (only && *only && std::string(only) != (rank && *rank ? rank : "0")) return;
   const std::string s = spec;
   const auto colon = s.find(':');
   if (colon == std::string::npos || s.compare(0, colon, where) != 0) return;

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "core/fileutil.h"
 #include "core/json_bits.h"
 #include "text/batching.h"
+#include "train/dist.h"
 #include "train/interrupt.h"
 #include "train/train_checkpoint.h"
 
@@ -183,8 +185,12 @@ double StepRunner::current_lr() const {
   return static_cast<torch::optim::AdamWOptions&>(impl_->opt->param_groups()[0].options()).lr();
 }
 
-StepRunner::Out StepRunner::step(const Batch& b, int64_t epoch) {
+StepRunner::Out StepRunner::step(const Batch& b, int64_t epoch) { return step(b, epoch, -1); }
+
+StepRunner::Out StepRunner::step(const Batch& b, int64_t epoch, int64_t global_rows) {
   Impl& m = *impl_;
+  Dist* dist = m.cfg.dist && m.cfg.dist->world_size() > 1 ? m.cfg.dist : nullptr;
+  if (dist && global_rows <= 0) throw Error("StepRunner: a data-parallel step needs the global batch's row count");
   m.model->train();
   at::Tensor logits = batch_logits(m.model, b);
   StepInfo info;
@@ -196,14 +202,32 @@ StepRunner::Out StepRunner::step(const Batch& b, int64_t epoch) {
   info.labels = b.labels;
   info.task = &m.task;
   info.per_sample_loss = m.task.per_sample_loss(logits, b.labels);
-  info.task_loss = info.per_sample_loss.mean();
+  if (dist) {
+    // This rank's share of the global mean; the methods' terms likewise (StepInfo::param_share / global_count).
+    info.task_loss = info.per_sample_loss.sum() / static_cast<double>(global_rows);
+    info.param_share = 1.0 / dist->world_size();
+    info.global_count = [dist](int64_t n) { return dist->sum(n); };
+  } else {
+    info.task_loss = info.per_sample_loss.mean();
+  }
   at::Tensor extra = m.method.extra_loss(info);
   at::Tensor loss = extra.defined() ? info.task_loss + extra : info.task_loss;
   m.opt->zero_grad();
   const double loss_value = loss.item<double>();
   bool finite = std::isfinite(loss_value);
+  // Every rank skips or none: the verdict on the loss is shared.
+  if (dist) finite = dist->sum(static_cast<int64_t>(finite ? 0 : 1)) == 0;
+  const double task_loss_value =
+      dist ? dist->sum(info.per_sample_loss.sum().item<double>()) / static_cast<double>(global_rows)
+           : info.task_loss.item<double>();
   if (finite) {
     loss.backward();
+    if (dist) {
+      std::vector<at::Tensor> grads;
+      for (auto& p : m.trainable)
+        if (p.grad().defined()) grads.push_back(p.mutable_grad());
+      dist->all_reduce_sum(grads);
+    }
     // clip_grad_norm_ returns the total norm (before clipping); with clipping off it is measured alone.
     const double norm = m.cfg.max_grad_norm > 0
                             ? torch::nn::utils::clip_grad_norm_(m.trainable, m.cfg.max_grad_norm)
@@ -213,7 +237,7 @@ StepRunner::Out StepRunner::step(const Batch& b, int64_t epoch) {
   if (!finite) {
     m.opt->zero_grad();
     ++step_;
-    return {logits, info.task_loss.item<double>(), /*skipped=*/true};
+    return {logits, task_loss_value, /*skipped=*/true};
   }
   m.method.before_optimizer_step(info, *m.opt);
   const double factor = step_ < m.warmup ? static_cast<double>(step_ + 1) / std::max<int64_t>(1, m.warmup)
@@ -224,7 +248,7 @@ StepRunner::Out StepRunner::step(const Batch& b, int64_t epoch) {
   m.opt->step();
   m.method.after_optimizer_step(info, *m.opt);
   ++step_;
-  return {logits, info.task_loss.item<double>()};
+  return {logits, task_loss_value};
 }
 
 namespace {
@@ -444,6 +468,20 @@ void check_out_dir(const std::string& out, const SequenceClassifier& model) {
                             out, free_bytes / 1e6, need / 1e6));
 }
 
+// Rows [begin, end) of a collated batch (the global batch's padding kept, so every rank sees the shapes
+// and padded positions of the one-process run).
+Batch slice_rows(const Batch& b, int64_t begin, int64_t end) {
+  Batch s;
+  auto cut = [&](const at::Tensor& t) { return t.defined() ? t.slice(0, begin, end) : t; };
+  s.input_ids = cut(b.input_ids);
+  s.attention_mask = cut(b.attention_mask);
+  s.token_type_ids = cut(b.token_type_ids);
+  s.pixel_values = cut(b.pixel_values);
+  s.labels = cut(b.labels);
+  s.indices.assign(b.indices.begin() + begin, b.indices.begin() + end);
+  return s;
+}
+
 struct EpochAccum {
   double loss_sum = 0, correct = 0, n_seen = 0, seconds = 0;
   int64_t skipped = 0;
@@ -456,7 +494,13 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
   cfg.validate();
   if (train_ds.size() == 0) throw Error("training set is empty");
   SequenceClassifier& model = base.model;
-  check_out_dir(cfg.out_dir, model);
+  Dist* dist = cfg.dist && cfg.dist->world_size() > 1 ? cfg.dist : nullptr;
+  const bool writer = !dist || dist->rank() == 0;  // only rank 0 writes files
+  if (writer) check_out_dir(cfg.out_dir, model);
+  if (dist) {
+    dist->barrier();  // --out exists before any rank looks into it
+    method.set_rank_sum([dist](double v) { return dist->sum(v); });
+  }
   install_stop_handlers();
   const int64_t per_epoch = (static_cast<int64_t>(train_ds.size()) + cfg.batch_size - 1) / cfg.batch_size;
   int64_t total = cfg.max_steps > 0 ? cfg.max_steps : per_epoch * cfg.epochs;
@@ -475,7 +519,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
                             {"eval_examples", eval_ds.size()}, {"trainable_params", n_trainable},
                             {"inference_params", n_inference}, {"model", base.dir}};
 
-  Progress progress(cfg.progress, total);
+  Progress progress(cfg.progress && writer, total);
   TrainResult result;
   const std::string main_metric = task.main_metric();
   std::string jsonl;
@@ -527,17 +571,17 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
     std::istringstream lines(jsonl);
     for (std::string l; std::getline(lines, l);)
       if (!l.empty()) result.epochs.push_back(nlohmann::json::parse(l));
-    write_text_atomically(join_path(cfg.out_dir, "metrics.jsonl"), jsonl);
-    fmt::print(stderr, "lorakit: resuming from {} at step {} of {} (epoch {}, batch {} of {})\n", ck->dir, step, total,
+    if (writer) write_text_atomically(join_path(cfg.out_dir, "metrics.jsonl"), jsonl);
+    if (writer) fmt::print(stderr, "lorakit: resuming from {} at step {} of {} (epoch {}, batch {} of {})\n", ck->dir, step, total,
                start_epoch, start_position, per_epoch);
   } else {
-    if (has_train_checkpoint(cfg.out_dir))
+    if (writer && has_train_checkpoint(cfg.out_dir))
       fmt::print(stderr,
                  "lorakit: note: {} holds an earlier run's checkpoint; this run starts over and replaces it "
                  "(--resume continues it instead)\n",
                  join_path(cfg.out_dir, "checkpoint"));
   }
-  write_text_atomically(join_path(cfg.out_dir, "train_config.json"), run_cfg.dump(2) + "\n");
+  if (writer) write_text_atomically(join_path(cfg.out_dir, "train_config.json"), run_cfg.dump(2) + "\n");
 
   // `epoch` / `position`: where the run goes on from (position = batches of `epoch` already taken).
   auto checkpoint = [&](int64_t epoch, int64_t position, const TaskDataset& ds) {
@@ -548,6 +592,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
                        "' holds NaN or inf; no checkpoint written");
       return;
     }
+    if (!writer) return;
     TrainCheckpoint c;
     nlohmann::json& st = c.state;
     st["flags"] = spec;
@@ -569,8 +614,14 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
     runner.save_state(st, c.tensors);
     write_train_checkpoint(cfg.out_dir, c);
   };
-  auto stop_if_asked = [&]() {
-    if (const int sig = stop_requested())
+  // Every rank stops at the same step: a signal to any of them counts for all.
+  auto stop_signal = [&]() -> int {
+    int sig = stop_requested();
+    if (dist && dist->sum(static_cast<int64_t>(sig != 0)) > 0 && sig == 0) sig = SIGTERM;
+    return sig;
+  };
+  auto stop_if_asked = [&](int sig) {
+    if (sig)
       throw Interrupted(fmt::format("{} received: stopped after step {} of {} with a checkpoint in {}; continue with "
                                     "the same command and --resume",
                                     signal_name(sig), step, total, join_path(cfg.out_dir, "checkpoint")),
@@ -592,7 +643,12 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
       if (step >= total) break;
       const auto& idx = batches[bi];
       Batch b = train_ds.collate(idx);
-      StepRunner::Out so = runner.step(b, epoch);
+      const int64_t rows = static_cast<int64_t>(idx.size());
+      if (dist) {
+        const int64_t w = dist->world_size(), r = dist->rank();
+        b = slice_rows(b, r * rows / w, (r + 1) * rows / w);
+      }
+      StepRunner::Out so = dist ? runner.step(b, epoch, rows) : runner.step(b, epoch);
       at::Tensor logits = so.logits;
       ++step;
       if (so.skipped) {
@@ -608,19 +664,21 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
       } else {
         bad_in_a_row = 0;
         const double bl = so.loss;
-        acc.loss_sum += bl * idx.size();
-        acc.correct += task.correct(logits, b.labels, cfg.regression_tau).sum().item<double>();
-        acc.n_seen += idx.size();
-        samples_seen += idx.size();
+        acc.loss_sum += bl * rows;
+        const double correct_here = task.correct(logits, b.labels, cfg.regression_tau).sum().item<double>();
+        acc.correct += dist ? dist->sum(correct_here) : correct_here;
+        acc.n_seen += rows;
+        samples_seen += rows;
       }
       acc.seconds = ep_seconds_before + since(ep_start);
       progress.update(step, epoch, acc.loss_sum / std::max(1.0, acc.n_seen),
                       samples_seen / std::max(1e-9, train_seconds + acc.seconds));
       fault_point("step", step);
       const bool epoch_goes_on = bi + 1 < n_batches && step < total;
-      if (epoch_goes_on && (stop_requested() || (cfg.save_steps > 0 && step % cfg.save_steps == 0)))
+      const int sig = epoch_goes_on ? stop_signal() : 0;
+      if (epoch_goes_on && (sig || (cfg.save_steps > 0 && step % cfg.save_steps == 0)))
         checkpoint(epoch, bi + 1, train_ds);
-      if (epoch_goes_on) stop_if_asked();
+      if (epoch_goes_on) stop_if_asked(sig);
     }
     const double ep_train_seconds = acc.seconds;
     train_seconds += ep_train_seconds;
@@ -648,7 +706,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
     for (auto& [k, v] : ms.items()) line[k] = v;
     result.epochs.push_back(line);
     jsonl += line.dump() + "\n";
-    write_text_atomically(join_path(cfg.out_dir, "metrics.jsonl"), jsonl);
+    if (writer) write_text_atomically(join_path(cfg.out_dir, "metrics.jsonl"), jsonl);
     const double main = ev.metrics.count(main_metric) ? ev.metrics.at(main_metric) : ev.accuracy;
     progress.message(fmt::format("epoch {}: train loss {:.4f} acc {:.4f} | eval loss {:.4f} {} {:.4f} | {:.1f}s", epoch,
                                  line["train_loss"].get<double>(), line["train_accuracy"].get<double>(), ev.loss,
@@ -660,14 +718,16 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
     if (cfg.keep_best && main > best) {
       best = main;
       best_epoch = epoch;
-      save_dir_atomically(join_path(cfg.out_dir, "best"), [&](const std::string& d) { method.save(model, base, d); });
+      if (writer)
+        save_dir_atomically(join_path(cfg.out_dir, "best"), [&](const std::string& d) { method.save(model, base, d); });
     }
     fault_point("epoch-end", step);
     acc = EpochAccum{};
     checkpoint(epoch + 1, 0, train_ds);
-    if (epoch < epochs && step < total) stop_if_asked();
+    if (epoch < epochs && step < total) stop_if_asked(stop_signal());
   }
-  save_dir_atomically(join_path(cfg.out_dir, "last"), [&](const std::string& d) { method.save(model, base, d); });
+  if (writer)
+    save_dir_atomically(join_path(cfg.out_dir, "last"), [&](const std::string& d) { method.save(model, base, d); });
   nlohmann::ordered_json s;
   s["task"] = task.name();
   s["method"] = method.name();
@@ -681,9 +741,12 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
   s["trainable_params"] = n_trainable;
   s["inference_params"] = n_inference;
   result.summary = s;
-  write_text_atomically(join_path(cfg.out_dir, "results.json"), s.dump(2) + "\n");
-  // The run is whole (last/, results.json): its checkpoint is no longer needed.
-  remove_train_checkpoint(cfg.out_dir);
+  if (writer) {
+    write_text_atomically(join_path(cfg.out_dir, "results.json"), s.dump(2) + "\n");
+    // The run is whole (last/, results.json): its checkpoint is no longer needed.
+    remove_train_checkpoint(cfg.out_dir);
+  }
+  if (dist) dist->barrier();  // no rank leaves before rank 0 has written
   return result;
 }
 

@@ -13,6 +13,8 @@
 
 namespace lorakit {
 
+class Dist;
+
 struct TrainConfig {
   std::string out_dir;
   int64_t epochs = 3;
@@ -41,6 +43,9 @@ struct TrainConfig {
   // The settings that decide the run beyond the fields above (the CLI's flags: model, data, method, ...),
   // name → value; a resumed run must have the same. Values that are numbers in words compare as numbers.
   nlohmann::json run_flags = nlohmann::json::object();
+  // Data parallelism (not owned; null or one rank: a single process). Every rank takes its slice of each
+  // global batch, gradients are summed over ranks before clipping, only rank 0 writes. docs/distributed.md.
+  Dist* dist = nullptr;
   // Flags that can be judged without data or model (batch sizes, epochs, lr, ...): lorakit::Error naming the flag.
   void validate() const;
 };
@@ -77,6 +82,9 @@ class StepRunner {
     bool skipped = false;  // the loss or the gradient norm was not finite: no update was made
   };
   Out step(const Batch& b, int64_t epoch);
+  // Data parallel: `b` is this rank's slice of a global batch of `global_rows` rows; Out::loss is the global
+  // batch's mean and the gradients the global batch's (summed over ranks) before clipping.
+  Out step(const Batch& b, int64_t epoch, int64_t global_rows);
   int64_t steps_taken() const { return step_; }
   double current_lr() const;
   torch::optim::Optimizer& optimizer();

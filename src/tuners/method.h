@@ -19,6 +19,7 @@
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -44,7 +45,17 @@ struct StepInfo {
   const Task* task = nullptr;  // the task being trained
   // The task's "correct" mask [B] bool for these outputs (GR-LoRA's S); `tau`: regression tolerance.
   at::Tensor correct(double tau) const;
+  // Data parallelism (docs/distributed.md): the trainer sums every rank's gradients, so extra_loss returns
+  // this rank's share — a term of the parameters alone times param_share (1 / the number of ranks), a term
+  // over samples normalised by global counts (global_count_of: the sum of a count over every rank). One
+  // process: 1 and the count itself.
+  double param_share = 1.0;
+  std::function<int64_t(int64_t)> global_count;
+  int64_t global_count_of(int64_t local) const { return global_count ? global_count(local) : local; }
 };
+
+// A sum over every rank of a data-parallel run (the identity in one process).
+using RankSum = std::function<double(double)>;
 
 // A method's own state between steps (mask generators' draws, EMAs, gates' statistics, epoch accumulators)
 // for a training checkpoint: tensors by name, the rest as JSON. Doubles go in as their bit patterns
@@ -93,6 +104,9 @@ class Method {
   // called after attach() on the same configuration; the default holds nothing.
   virtual void save_state(MethodState& s) const {}
   virtual void load_state(const MethodState& s) {}
+  // Called once before training when the run is data-parallel: a method whose forward depends on the whole
+  // batch (GR-LoRA's branch norms) sums over ranks with `sum`.
+  virtual void set_rank_sum(RankSum sum) {}
 };
 
 // Counts: trainable parameters, and all parameters (as at inference).

@@ -74,7 +74,7 @@ at::Tensor AdaLoraMethod::extra_loss(StepInfo& step) {
   at::Tensor loss = sum * (ada_.orth_reg_weight / static_cast<double>(n));
   orth_sum_ = orth_sum_.defined() ? orth_sum_ + loss.detach() : loss.detach();
   ++orth_steps_;
-  return loss;
+  return loss * step.param_share;
 }
 
 void AdaLoraMethod::update_importance() {

@@ -14,7 +14,8 @@ double grad_scale_factor(double norm, double scale, double eps, double max_scale
 
 at::Tensor GradScaleFunction::forward(torch::autograd::AutogradContext* ctx, at::Tensor h, double scale, double eps,
                                       double max_scale, c10::intrusive_ptr<GradScaleSwitch> sw, double* norm_out) {
-  const double n = h.norm().item<double>();  // runs without grad inside a custom function's forward
+  double n = h.norm().item<double>();  // runs without grad inside a custom function's forward
+  if (sw && sw->sum_over_ranks) n = std::sqrt(sw->sum_over_ranks(n * n));
   ctx->saved_data["c"] = grad_scale_factor(n, scale, eps, max_scale);
   if (sw) ctx->saved_data["switch"] = c10::IValue::make_capsule(sw);
   if (norm_out) *norm_out = n;

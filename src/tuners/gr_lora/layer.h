@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <atomic>
+#include <functional>
 
 #include "tuners/gr_lora/config.h"
 #include "tuners/lora/layer.h"
@@ -15,6 +16,8 @@ namespace lorakit {
 // so gradients taken for the penalty are the true ones (no c of any module along the way).
 struct GradScaleSwitch : torch::CustomClassHolder {
   std::atomic<int> bypass{0};
+  // Data parallelism: ‖h‖² summed over every rank, so that c is the global batch's (null: one process).
+  std::function<double(double)> sum_over_ranks;
 };
 
 class GradScaleBypass {

@@ -114,8 +114,10 @@ at::Tensor GrLoraMethod::penalty_sum_naive(const at::Tensor& per_sample_loss, co
 at::Tensor GrLoraMethod::penalty(const StepInfo& step, const std::string& mode_in) const {
   const std::string mode = mode_in.empty() ? gr_.penalty_mode : mode_in;
   at::Tensor correct = step.correct(gr_.tau);
-  const int64_t n_s = correct.sum().item<int64_t>();
-  if (n_s == 0) return at::zeros({}, step.per_sample_loss.options().requires_grad(false));
+  const int64_t local_s = correct.sum().item<int64_t>();
+  // 1/|S| over the whole (global) batch: each rank returns its samples' share.
+  const int64_t n_s = step.global_count_of(local_s);
+  if (local_s == 0 || n_s == 0) return at::zeros({}, step.per_sample_loss.options().requires_grad(false));
   at::Tensor sum;
   if (mode == "efficient")
     sum = penalty_sum_efficient(step.per_sample_loss, correct);
@@ -147,6 +149,8 @@ at::Tensor GrLoraMethod::extra_loss(StepInfo& step) {
   ph_.penalty += std::chrono::duration<double>(extra_end_ - t0).count() - (ph_.delta_grad - before_delta);
   return p;
 }
+
+void GrLoraMethod::set_rank_sum(RankSum sum) { sw_->sum_over_ranks = std::move(sum); }
 
 void GrLoraMethod::before_optimizer_step(StepInfo&, torch::optim::Optimizer&) {
   before_opt_ = Clock::now();

@@ -150,7 +150,7 @@ at::Tensor RmLoraMethod::extra_loss(StepInfo& step) {
     penalty_sum_ = penalty_sum_.defined() ? penalty_sum_ + d : d;
     ++penalty_steps_;
   }
-  return pen * rm_.orth_reg;
+  return pen * (rm_.orth_reg * step.param_share);
 }
 
 void RmLoraMethod::before_optimizer_step(StepInfo& step, torch::optim::Optimizer& opt) {

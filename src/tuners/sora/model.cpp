@@ -98,7 +98,7 @@ at::Tensor SoraMethod::extra_loss(StepInfo& step) {
   at::Tensor loss = sum * (sora_.sparse_lambda / static_cast<double>(n));
   l1_sum_ = l1_sum_.defined() ? l1_sum_ + loss.detach() : loss.detach();
   ++l1_steps_;
-  return loss;
+  return loss * step.param_share;
 }
 
 void SoraMethod::after_optimizer_step(StepInfo& step, torch::optim::Optimizer& opt) {
