@@ -106,7 +106,7 @@ at::Tensor batch_logits(SequenceClassifier& model, const Batch& b) {
 }
 
 EvalResult evaluate(SequenceClassifier& model, const Task& task, const TaskDataset& ds, int64_t batch_size,
-                    double tau) {
+                    double tau, Dist* dist) {
   auto t0 = Clock::now();
   EvalResult r;
   const bool was_training = model->is_training();
@@ -114,12 +114,42 @@ EvalResult evaluate(SequenceClassifier& model, const Task& task, const TaskDatas
   torch::NoGradGuard ng;
   auto collector = task.collector(ds);
   double loss_sum = 0, correct = 0;
-  for (auto& idx : data::make_batches(ds.lengths(), batch_size, 0, /*shuffle=*/false, /*group=*/true)) {
-    Batch b = ds.collate(idx);
-    at::Tensor out = batch_logits(model, b);
+  auto batches = data::make_batches(ds.lengths(), batch_size, 0, /*shuffle=*/false, /*group=*/true);
+  auto score = [&](const at::Tensor& out, const Batch& b) {
     loss_sum += task.per_sample_loss(out, b.labels).sum().item<double>();
     correct += task.correct(out, b.labels, tau).sum().item<double>();
     collector->add(out, b);
+  };
+  if (dist && dist->world_size() > 1) {
+    // Sharded: this rank's batches forward; every output is then summed into place over ranks (the other
+    // ranks' slots hold zeros), and every rank scores all of them in order, as one process would.
+    const int64_t w = dist->world_size(), rank = dist->rank();
+    std::vector<at::Tensor> outs(batches.size());
+    std::vector<at::Tensor> meta(1, at::zeros({static_cast<int64_t>(batches.size()), 4}, at::kLong));
+    for (size_t i = 0; i < batches.size(); ++i) {
+      if (static_cast<int64_t>(i) % w != rank) continue;
+      outs[i] = batch_logits(model, ds.collate(batches[i])).to(at::kFloat).contiguous();
+      auto m = meta[0][static_cast<int64_t>(i)];
+      m.fill_(1);
+      for (int64_t d = 0; d < outs[i].dim() && d < 3; ++d) m[d + 1] = outs[i].size(d);
+      m[0] = outs[i].dim();
+    }
+    dist->all_reduce_sum(meta);  // every batch's output shape
+    std::vector<at::Tensor> flat;
+    for (size_t i = 0; i < batches.size(); ++i) {
+      auto m = meta[0][static_cast<int64_t>(i)];
+      std::vector<int64_t> shape;
+      for (int64_t d = 0; d < m[0].item<int64_t>(); ++d) shape.push_back(m[d + 1].item<int64_t>());
+      if (!outs[i].defined()) outs[i] = at::zeros(shape, at::kFloat);
+      flat.push_back(outs[i]);
+    }
+    dist->all_reduce_sum(flat);
+    for (size_t i = 0; i < batches.size(); ++i) score(flat[i], ds.collate(batches[i]));
+  } else {
+    for (auto& idx : batches) {
+      Batch b = ds.collate(idx);
+      score(batch_logits(model, b), b);
+    }
   }
   const double n = std::max<double>(1, ds.size());
   r.loss = loss_sum / n;
@@ -682,7 +712,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
     }
     const double ep_train_seconds = acc.seconds;
     train_seconds += ep_train_seconds;
-    EvalResult ev = evaluate(model, task, eval_ds, cfg.eval_batch_size, cfg.regression_tau);
+    EvalResult ev = evaluate(model, task, eval_ds, cfg.eval_batch_size, cfg.regression_tau, dist);
     const double n_seen = acc.n_seen, correct = acc.correct;
     nlohmann::ordered_json line;
     line["epoch"] = epoch;

@@ -60,8 +60,10 @@ struct EvalResult {
 // The model's logits for a batch: pixel_values for image models, token ids otherwise.
 at::Tensor batch_logits(SequenceClassifier& model, const Batch& b);
 
+// With `dist` (data parallel), batch i runs on rank i mod W and the outputs are summed into place over ranks,
+// so every rank returns the one-process result.
 EvalResult evaluate(SequenceClassifier& model, const Task& task, const TaskDataset& ds, int64_t batch_size,
-                    double regression_tau = 0.5);
+                    double regression_tau = 0.5, Dist* dist = nullptr);
 
 // Logits [N, C] (float32) of every row of `ds`, in dataset order (eval mode, no grad).
 at::Tensor predict_logits(SequenceClassifier& model, const TaskDataset& ds, int64_t batch_size);
