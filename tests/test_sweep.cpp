@@ -302,6 +302,40 @@ TEST_F(Sweep, AKilledRunGoesOnFromItsCheckpoint) {
       EXPECT_EQ(ea[i][k], eb[i][k]) << k << " epoch " << i + 1;
 }
 
+TEST_F(Sweep, NprocWorkersRunEachRunOnceAndTheReportIsWhole) {
+  // Two worker processes share 4 runs; each run is trained by exactly one of them, with the serial sweep's
+  // metrics, and the launcher writes the report.
+  auto cj = base_config(dir_->file("par"));
+  cj["methods"] = {"lora", "rm-lora"};
+  cj["seeds"] = {1, 2};
+  cj["gnuplot"] = "";
+  write_text_atomically(dir_->file("par.json"), cj.dump());
+  auto r = run_cli("sweep --nproc 2 --config " + dir_->file("par.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* label : {"mrpc lora r4 seed 1", "mrpc lora r4 seed 2", "mrpc rm-lora r4 seed 1", "mrpc rm-lora r4 seed 2"}) {
+    const std::string running = std::string(label) + ": running";
+    const auto first = r.output.find(running);
+    EXPECT_NE(first, std::string::npos) << label << "\n" << r.output;
+    EXPECT_EQ(r.output.find(running, first + 1), std::string::npos) << label << " ran twice\n" << r.output;
+  }
+  EXPECT_NE(r.output.find("worker 1/2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("worker 2/2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("report of 4 runs (4 finished)"), std::string::npos) << r.output;
+  EXPECT_TRUE(file_exists(dir_->file("par") + "/results.md"));
+  EXPECT_FALSE(fs::exists(dir_->file("par") + "/.claims"));
+  // The same runs one after another: the same metrics.
+  cj["out"] = dir_->file("ser");
+  write_text_atomically(dir_->file("ser.json"), cj.dump());
+  r = run_cli("sweep --config " + dir_->file("ser.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* run : {"lora-r4/seed1", "rm-lora-r4/seed2"}) {
+    const auto a = read_jsonl(dir_->file("par") + "/runs/mrpc/" + run + "/metrics.jsonl");
+    const auto b = read_jsonl(dir_->file("ser") + "/runs/mrpc/" + run + "/metrics.jsonl");
+    ASSERT_EQ(a.size(), b.size()) << run;
+    for (const char* k : {"train_loss", "eval_loss", "eval_f1"}) EXPECT_EQ(a[0][k], b[0][k]) << run << " " << k;
+  }
+}
+
 TEST_F(Sweep, AFailedRunIsRecordedAndTheSweepGoesOn) {
   const std::string out = dir_->file("fail");
   auto cj = base_config(out);

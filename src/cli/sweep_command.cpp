@@ -3,11 +3,21 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <thread>
 #include <memory>
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/launch.h"
+#include "core/fileutil.h"
 #include "core/errors.h"
 #include "sweep/sweep.h"
 #include "tasks/task.h"
@@ -72,6 +82,7 @@ void register_sweep_command(CLI::App& app) {
   struct Opts {
     std::string config, out, model, data, tasks, methods, ranks, seeds, epochs, lr, max_train, max_eval, eval_file;
     int threads = -1;
+    int nproc = 1;
     bool dry_run = false, report_only = false, redo_changed = false, no_progress = false, no_plots = false;
   };
   auto o = std::make_shared<Opts>();
@@ -89,6 +100,10 @@ void register_sweep_command(CLI::App& app) {
   cmd->add_option("--max-eval-samples", o->max_eval, "first N evaluation rows: N or task=N,...");
   cmd->add_option("--eval-file", o->eval_file, "evaluation TSV per task: task=PATH,... (or PATH with one task)");
   cmd->add_option("--threads", o->threads, "LibTorch threads (0 = one per core)");
+  cmd->add_option("--nproc", o->nproc,
+                  "independent runs side by side in N worker processes (each claims a run before training it; "
+                  "threads 0 = cores / N each); the report is written once all are done")
+      ->check(CLI::Range(1, 256));
   cmd->add_flag("--dry-run", o->dry_run, "list the runs and whether each is finished; train nothing");
   cmd->add_flag("--report-only", o->report_only, "write the report from the finished runs; train nothing");
   cmd->add_flag("--redo-changed", o->redo_changed, "redo finished runs whose settings differ from the configuration");
@@ -143,6 +158,41 @@ void register_sweep_command(CLI::App& app) {
     so.report_only = o->report_only;
     so.redo_changed = o->redo_changed;
     so.log = &std::cout;
+    const std::string claims = join_path(c.out.empty() ? "." : c.out, ".claims");
+    if (o->nproc > 1 && !o->dry_run && !o->report_only) {
+      if (c.threads == 0) c.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o->nproc);
+      if (const char* rank = std::getenv("RANK"); rank && *rank) {
+        // A worker the launcher below started.
+        so.claims_dir = claims;
+        so.worker_name = fmt::format("worker {}/{}", std::atoi(rank) + 1, o->nproc);
+        run_sweep(c, so);
+        std::cout.flush();
+        return;
+      }
+      // The launcher: one sweep at a time on this --out, fresh claims, the workers, then the report.
+      make_dirs(c.out);
+      const std::string lock_path = join_path(c.out, ".sweep.lock");
+      const int lock = ::open(lock_path.c_str(), O_CREAT | O_RDWR, 0644);
+      if (lock < 0 || ::flock(lock, LOCK_EX | LOCK_NB) != 0)
+        throw Error("sweep --out " + c.out + ": another sweep is running on this directory (" + lock_path + ")");
+      std::error_code ec;
+      std::filesystem::remove_all(claims, ec);
+      make_dirs(claims);
+      const int rc = launch_local_ranks(o->nproc, 30);
+      std::filesystem::remove_all(claims, ec);
+      if (rc != 0) throw Error(fmt::format("sweep: a worker failed (status {}); finished runs are kept, run the sweep "
+                                           "again to go on",
+                                           rc));
+      so.report_only = true;
+      SweepSummary s = run_sweep(c, so);
+      std::cout.flush();
+      if (!s.failures.empty()) {
+        std::string msg = fmt::format("sweep: {} run(s) failed or did not finish:", s.failures.size());
+        for (auto& f : s.failures) msg += "\n  " + f;
+        throw Error(msg);
+      }
+      return;
+    }
     SweepSummary s;
     try {
       s = run_sweep(c, so);

@@ -3,7 +3,12 @@
 #include <fmt/core.h>
 #include <torch/torch.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -254,11 +259,21 @@ SweepSummary run_sweep(const SweepConfig& c, const SweepOptions& opt) {
     const auto start = Clock::now();
     for (size_t i = 0; i < runs.size(); ++i) {
       const SweepRun& run = runs[i];
-      const std::string head = fmt::format("[{:>{}}/{}] {}", i + 1, w, runs.size(), run.label());
+      const std::string head = fmt::format("{}[{:>{}}/{}] {}", opt.worker_name.empty() ? "" : opt.worker_name + " ",
+                                           i + 1, w, runs.size(), run.label());
       if (states[i] == RunState::Finished) {
         ++sum.skipped;
         log << head << ": finished earlier, skipped\n";
         continue;
+      }
+      if (!opt.claims_dir.empty()) {
+        const std::string claim = join_path(opt.claims_dir, std::to_string(i));
+        const int fd = ::open(claim.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+        if (fd < 0) {
+          if (errno == EEXIST) continue;  // another worker has it
+          throw Error(claim + ": cannot claim the run: " + std::strerror(errno));
+        }
+        ::close(fd);
       }
       load_task_data(td, c, run, log);
       const bool partial = states[i] == RunState::Partial;
@@ -294,6 +309,10 @@ SweepSummary run_sweep(const SweepConfig& c, const SweepOptions& opt) {
       }
       log.flush();
     }
+  }
+  if (!opt.claims_dir.empty()) {
+    log << fmt::format("sweep: {}: {} ran, {} failed\n", opt.worker_name, sum.ran, sum.failed);
+    return sum;  // the launcher writes the report once every worker is done
   }
   SweepSummary rep = write_sweep_report(c, runs);
   sum.plots_ok = rep.plots_ok;

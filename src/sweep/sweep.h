@@ -120,6 +120,10 @@ struct SweepOptions {
   bool report_only = false;   // write the report from whatever runs are finished; train nothing
   bool redo_changed = false;  // redo finished runs whose spec differs instead of stopping
   std::ostream* log = nullptr;  // progress lines (default std::cerr)
+  // `sweep --nproc`: this process is one of several workers. A run is trained only by the worker that
+  // creates <claims_dir>/<run index> first (O_EXCL); the workers write no report (the launcher does).
+  std::string claims_dir;
+  std::string worker_name;  // "worker 2/4", prefixed to the log lines
 };
 
 struct SweepSummary {
