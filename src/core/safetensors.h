@@ -10,9 +10,13 @@
 #include <utility>
 #include <vector>
 
-#include "core/safetensors_header.h"  // TensorInfo, parse_header (no LibTorch)
-
 namespace lorakit::st {
+
+struct TensorInfo {
+  std::string dtype;            // "F32", "BF16", ...
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;  // byte offsets into the data section
+};
 
 class SafetensorsFile {
  public:
