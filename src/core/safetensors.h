@@ -10,13 +10,9 @@
 #include <utility>
 #include <vector>
 
-namespace lorakit::st {
+#include "core/safetensors_header.h"  // TensorInfo, parse_header (no LibTorch)
 
-struct TensorInfo {
-  std::string dtype;            // "F32", "BF16", ...
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;  // byte offsets into the data section
-};
+namespace lorakit::st {
 
 class SafetensorsFile {
  public:

@@ -10,6 +10,7 @@
 
 #include "core/errors.h"
 #include "core/fileutil.h"
+#include "models/checkpoint_files.h"
 #include "models/use_lite_task.h"
 
 namespace lorakit {
@@ -18,6 +19,7 @@ st::NamedTensors read_pytorch_bin(const std::string& path) {
   std::string bytes = read_text_file(path);
   if (bytes.size() < 4 || bytes.compare(0, 2, "PK") != 0)
     throw Error(path + ": not a zip-format pytorch_model.bin (legacy pickle files are not supported)");
+  list_torch_zip(bytes, path);  // offsets, sizes and names checked before LibTorch's reader sees them
   std::vector<char> data(bytes.begin(), bytes.end());
   c10::IValue v;
   try {
@@ -41,21 +43,7 @@ st::NamedTensors read_checkpoint_tensors(const std::string& dir) {
   const std::string bin = join_path(dir, "pytorch_model.bin");
   if (file_exists(single)) return st::load_file(single);
   if (file_exists(index)) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_text_file(index));
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(index + ": not valid JSON: " + e.what());
-    }
-    if (!j.contains("weight_map") || !j["weight_map"].is_object()) throw Error(index + ": missing object 'weight_map'");
-    std::map<std::string, std::vector<std::string>> by_shard;
-    for (auto& [name, shard] : j["weight_map"].items()) {
-      if (!shard.is_string()) throw Error(index + ": weight_map['" + name + "'] is not a file name");
-      const std::string s = shard.get<std::string>();
-      if (s.find('/') != std::string::npos || s == ".." || s.empty())
-        throw Error(index + ": shard name '" + s + "' must be a plain file name");
-      by_shard[s].push_back(name);
-    }
+    const auto by_shard = parse_safetensors_index(read_text_file(index), index);
     st::NamedTensors out;
     for (auto& [shard, names] : by_shard) {
       st::SafetensorsFile f(join_path(dir, shard));

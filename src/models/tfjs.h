@@ -16,6 +16,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "models/tfjs_graph.h"  // WeightSpec, GraphNode, read_graph_files (no LibTorch)
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -25,49 +27,17 @@
 
 namespace lorakit::tfjs {
 
-struct Quantization {
-  std::string dtype;  // "uint8", "uint16" or "float16"
-  std::optional<double> scale, min;  // affine (uint8/uint16): value = q * scale + min
-};
-
-struct WeightSpec {
-  std::string name;
-  std::vector<int64_t> shape;
-  std::string dtype;                         // the logical dtype: "float32", "int32", "bool"
-  std::optional<Quantization> quantization;  // how it is stored, when quantized
-  size_t group = 0;                          // index into weightsManifest
-  uint64_t offset = 0, nbytes = 0;           // byte range in the group's concatenated shards
-  int64_t numel() const;
-};
-
-struct GraphNode {
-  std::string name, op;
-  std::vector<std::string> inputs;  // as written: "node", "node:1" (output 1), "^node" (control)
-  std::string attr_json;            // the node's "attr" object, serialised (parse with the helpers)
-
-  // Attribute helpers (nullopt when absent). Strings are stored by the converter as byte arrays or
-  // base64 ("s"); both are decoded.
-  std::optional<std::string> attr_string(const std::string& key) const;
-  std::optional<int64_t> attr_int(const std::string& key) const;
-  std::optional<double> attr_float(const std::string& key) const;
-  std::optional<bool> attr_bool(const std::string& key) const;
-  std::vector<int64_t> attr_ints(const std::string& key) const;  // "list": {"i": [...]}
-};
-
-// "node:1" -> "node", "^node" -> "node".
-std::string input_node_name(const std::string& input);
-
 class GraphModel {
  public:
   // `path` is model.json or the directory holding it. Reads the manifest and every shard.
   static GraphModel load(const std::string& path);
 
-  const std::string& model_json() const { return model_json_; }
-  const std::string& dir() const { return dir_; }
+  const std::string& model_json() const { return f_.model_json; }
+  const std::string& dir() const { return f_.dir; }
 
   // --- weights ---
-  const std::vector<WeightSpec>& weights() const { return weights_; }
-  bool has_weight(const std::string& name) const { return by_name_.count(name) != 0; }
+  const std::vector<WeightSpec>& weights() const { return f_.weights; }
+  bool has_weight(const std::string& name) const { return f_.by_name.count(name) != 0; }
   const WeightSpec& weight(const std::string& name) const;  // throws naming model.json
   // A new tensor (owning its memory) with the weight's shape: float32, int32 or bool.
   at::Tensor tensor(const std::string& name) const;
@@ -79,7 +49,7 @@ class GraphModel {
   std::string shard_for(size_t group, uint64_t offset) const;
 
   // --- topology ---
-  const std::vector<GraphNode>& nodes() const { return nodes_; }
+  const std::vector<GraphNode>& nodes() const { return f_.nodes; }
   const GraphNode* find_node(const std::string& name) const;  // nullptr if absent
   const GraphNode& node(const std::string& name) const;      // throws naming model.json
   // The unique node whose name ends with `suffix` (a whole path component boundary: the suffix
@@ -91,17 +61,7 @@ class GraphModel {
   const WeightSpec& input_weight(const GraphNode& node, size_t index) const;
 
  private:
-  struct Group {
-    std::vector<std::string> paths;      // absolute
-    std::vector<uint64_t> shard_sizes;
-    std::vector<char> data;              // the shards, concatenated
-  };
-  std::string model_json_, dir_;
-  std::vector<Group> groups_;
-  std::vector<WeightSpec> weights_;
-  std::map<std::string, size_t> by_name_;
-  std::vector<GraphNode> nodes_;
-  std::map<std::string, size_t> node_index_;
+  GraphFiles f_;
 };
 
 }  // namespace lorakit::tfjs
