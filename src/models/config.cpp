@@ -4,6 +4,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "core/errors.h"
 #include "core/fileutil.h"
@@ -12,12 +19,30 @@ namespace lorakit {
 namespace {
 using json = nlohmann::json;
 
+// j[key] as T. Integer settings take JSON integers, or floats with an integral value (16.0), inside
+// int64's range; anything else (16.5, 2e40, 2^64 - 1, "16") has the wrong type.
+template <typename T>
+T convert(const json& v) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (v.is_number_unsigned()) {
+      if (v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max())) throw std::out_of_range("integer");
+    } else if (v.is_number_float()) {
+      const double d = v.get<double>();
+      // 2^63 is the first double past int64's range; NaN fails both comparisons.
+      if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != std::floor(d))
+        throw std::out_of_range("not an integer");
+      return static_cast<T>(d);
+    }
+  }
+  return v.get<T>();
+}
+
 template <typename T>
 void get_required(const json& j, const char* key, T& out, const std::string& src) {
   if (!j.contains(key)) throw Error(src + ": missing required key '" + key + "'");
   try {
-    out = j.at(key).get<T>();
-  } catch (const json::exception&) {
+    out = convert<T>(j.at(key));
+  } catch (const std::exception&) {  // json::type_error, std::out_of_range
     throw Error(src + ": key '" + key + "' has the wrong type (" + j.at(key).dump() + ")");
   }
 }
@@ -25,14 +50,15 @@ template <typename T>
 void get_optional(const json& j, const char* key, T& out, const std::string& src) {
   if (!j.contains(key) || j.at(key).is_null()) return;
   try {
-    out = j.at(key).get<T>();
-  } catch (const json::exception&) {
+    out = convert<T>(j.at(key));
+  } catch (const std::exception&) {  // json::type_error, std::out_of_range
     throw Error(src + ": key '" + key + "' has the wrong type (" + j.at(key).dump() + ")");
   }
 }
 }  // namespace
 
 namespace {
+constexpr int64_t kMaxLabels = int64_t{1} << 20;
 const char* kFamilies = "bert, roberta, distilbert, deberta-v2, vit, use-lite";
 
 void read_id2label(const json& j, ModelConfig& c, const std::string& src) {
@@ -170,7 +196,8 @@ void read_deberta_v2(const json& j, ModelConfig& c, const std::string& src) {
   if (j.contains("attention_head_size") && !j["attention_head_size"].is_null()) {
     int64_t ahs = 0;
     get_optional(j, "attention_head_size", ahs, src);
-    if (c.num_attention_heads > 0 && ahs * c.num_attention_heads != c.hidden_size)
+    int64_t total = 0;
+    if (c.num_attention_heads > 0 && (__builtin_mul_overflow(ahs, c.num_attention_heads, &total) || total != c.hidden_size))
       throw Error(src + ": attention_head_size " + std::to_string(ahs) + " × heads != hidden_size is not supported");
   }
   if (c.norm_rel_ebd != "none" && c.norm_rel_ebd != "layer_norm")
@@ -197,8 +224,12 @@ void read_vit(const json& j, ModelConfig& c, const std::string& src) {
   get_optional(j, "patch_size", c.patch_size, src);
   get_optional(j, "num_channels", c.num_channels, src);
   get_optional(j, "qkv_bias", c.qkv_bias, src);
-  c.max_position_embeddings = (c.image_size / std::max<int64_t>(c.patch_size, 1)) *
-                                  (c.image_size / std::max<int64_t>(c.patch_size, 1)) + 1;
+  // One position per patch + [CLS]; a side of more than 2^16 patches is no image (and its square would
+  // overflow long before 2^32).
+  const int64_t side = c.image_size / std::max<int64_t>(c.patch_size, 1);
+  if (side > (int64_t{1} << 16) || side < -(int64_t{1} << 16))
+    throw Error(src + ": image_size / patch_size = " + std::to_string(side) + " patches per side is out of range");
+  c.max_position_embeddings = side * side + 1;  // a non-positive image_size is validate()'s to name
 }
 }  // namespace
 
@@ -276,6 +307,10 @@ void ModelConfig::validate(const std::string& src) const {
     positive(type_vocab_size, "type_vocab_size");
   }
   positive(num_labels, "num_labels");
+  // The head's size and config.json's id2label grow with it; no real label set comes close.
+  if (num_labels > kMaxLabels)
+    throw Error(src + ": num_labels " + std::to_string(num_labels) + " is implausibly large (at most " +
+                std::to_string(kMaxLabels) + ")");
   if (model_type == "vit") {
     positive(image_size, "image_size");
     positive(patch_size, "patch_size");
@@ -379,11 +414,21 @@ std::string ModelConfig::to_json_text() const {
     j["encoder_stride"] = patch_size;
   }
   if (!problem_type.empty()) j["problem_type"] = problem_type;
+  // ordered_json's operator[] finds a key by linear search: filling id2label / label2id through it took
+  // time quadratic in num_labels (10 s for 111111 labels, found by the model_config fuzz smoke run).
+  // The entries go straight into its underlying vector instead, in the same order, the last id of a
+  // repeated label name winning as before.
   nlohmann::ordered_json i2l = nlohmann::ordered_json::object(), l2i = nlohmann::ordered_json::object();
+  using Entries = std::vector<std::pair<const std::string, nlohmann::ordered_json>>;
+  Entries& i2l_entries = i2l.get_ref<nlohmann::ordered_json::object_t&>();
+  Entries& l2i_entries = l2i.get_ref<nlohmann::ordered_json::object_t&>();
+  std::unordered_map<std::string, size_t> l2i_at;
   for (int64_t i = 0; i < num_labels; ++i) {
     std::string name = i < static_cast<int64_t>(id2label.size()) ? id2label[i] : "LABEL_" + std::to_string(i);
-    i2l[std::to_string(i)] = name;
-    l2i[name] = i;
+    i2l_entries.emplace_back(std::to_string(i), name);
+    auto [it, fresh] = l2i_at.emplace(name, l2i_entries.size());
+    if (fresh) l2i_entries.emplace_back(name, i);
+    else l2i_entries[it->second].second = i;
   }
   j["id2label"] = i2l;
   j["label2id"] = l2i;

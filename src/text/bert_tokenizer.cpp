@@ -79,6 +79,7 @@ void BertTokenizer::add_never_split(const std::string& tok) {
 }
 
 void BertTokenizer::finalize(const std::string& source) {
+  source_ = source;
   strip_accents_ = opt_.strip_accents.value_or(opt_.do_lower_case);
   unk_id_ = find_id(opt_.unk_token);
   if (unk_id_ < 0) {
@@ -207,16 +208,26 @@ BertTokenizer BertTokenizer::from_tokenizer_json(const std::string& path, const 
     if (padit != j.end() && padit->is_object() && padit->contains("pad_token") && (*padit)["pad_token"].is_string())
       opt.pad_token = (*padit)["pad_token"].get<std::string>();
 
-    for (auto it = vit->begin(); it != vit->end(); ++it) {
-      if (!it.value().is_number_integer()) throw fail("model.vocab entry '" + it.key() + "' has a non-integer id");
-      tok.insert_token(it.key(), it.value().get<int64_t>());
-    }
-    // Added tokens are matched literally in the raw text and override the vocab entries.
+    // The table of tokens is indexed by id: an id may lie at most 2^16 past the number of tokens listed
+    // (a 1 kB file with the id 300000000 would otherwise allocate 10 GB).
     auto ait = j.find("added_tokens");
+    const size_t listed = vit->size() + (ait != j.end() && ait->is_array() ? ait->size() : 0);
+    const int64_t limit = static_cast<int64_t>(listed) + (int64_t{1} << 16);
+    auto checked_id = [&](const json& v, const std::string& where) {
+      if (!v.is_number_integer()) throw fail(where + " has a non-integer id");
+      const int64_t id = v.get<int64_t>();
+      if (id < 0 || id >= limit)
+        throw fail(where + " has the id " + std::to_string(id) + ", out of range (0 to " + std::to_string(limit - 1) +
+                   " for " + std::to_string(listed) + " tokens)");
+      return id;
+    };
+    for (auto it = vit->begin(); it != vit->end(); ++it)
+      tok.insert_token(it.key(), checked_id(it.value(), "model.vocab entry '" + it.key() + "'"));
+    // Added tokens are matched literally in the raw text and override the vocab entries.
     if (ait != j.end() && ait->is_array()) {
       for (const auto& at : *ait) {
         const std::string content = at.at("content").get<std::string>();
-        tok.insert_token(content, at.at("id").get<int64_t>());
+        tok.insert_token(content, checked_id(at.at("id"), "added token '" + content + "'"));
         tok.add_never_split(content);
       }
     }
@@ -482,19 +493,19 @@ std::vector<std::string> BertTokenizer::convert_ids_to_tokens(const std::vector<
 // encoding
 
 int64_t BertTokenizer::cls_id() const {
-  if (cls_id_ < 0) throw TokenizerError("CLS token '" + opt_.cls_token + "' is not in the vocabulary");
+  if (cls_id_ < 0) throw TokenizerError("CLS token '" + opt_.cls_token + "' is not in the vocabulary of '" + source_ + "'");
   return cls_id_;
 }
 int64_t BertTokenizer::sep_id() const {
-  if (sep_id_ < 0) throw TokenizerError("SEP token '" + opt_.sep_token + "' is not in the vocabulary");
+  if (sep_id_ < 0) throw TokenizerError("SEP token '" + opt_.sep_token + "' is not in the vocabulary of '" + source_ + "'");
   return sep_id_;
 }
 int64_t BertTokenizer::mask_id() const {
-  if (mask_id_ < 0) throw TokenizerError("mask token '" + opt_.mask_token + "' is not in the vocabulary");
+  if (mask_id_ < 0) throw TokenizerError("mask token '" + opt_.mask_token + "' is not in the vocabulary of '" + source_ + "'");
   return mask_id_;
 }
 int64_t BertTokenizer::pad_id() const {
-  if (pad_id_ < 0) throw TokenizerError("pad token '" + opt_.pad_token + "' is not in the vocabulary");
+  if (pad_id_ < 0) throw TokenizerError("pad token '" + opt_.pad_token + "' is not in the vocabulary of '" + source_ + "'");
   return pad_id_;
 }
 

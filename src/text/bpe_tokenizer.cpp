@@ -21,7 +21,11 @@ using detail::read_file_bytes;
 
 namespace {
 
-constexpr int64_t kMaxId = int64_t{1} << 26;  // far above any real vocabulary; bounds memory
+constexpr int64_t kMaxId = int64_t{1} << 26;  // far above any real vocabulary
+// The table of tokens is indexed by id, so an id bounds memory: it may lie at most kIdSlack past the
+// number of tokens the files list (a 60-byte vocab.json with the id 67108863 would otherwise cost 2 GiB).
+constexpr int64_t kIdSlack = int64_t{1} << 16;
+int64_t id_limit(size_t listed) { return std::min<int64_t>(kMaxId, static_cast<int64_t>(listed) + kIdSlack); }
 
 // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the other 68 bytes get
 // U+0100 + n in byte order.
@@ -460,10 +464,13 @@ namespace {
 // Places the explicit added tokens of `opt` (ids -1: the next free id) into the tokenizer's table.
 template <class SetToken>
 void place_added_tokens(BpeTokenizerOptions& opt, size_t& next_id, SetToken&& set_token, const std::string& source) {
+  const int64_t limit = id_limit(next_id + opt.added_tokens.size());
   for (auto& t : opt.added_tokens) {
     if (t.content.empty()) throw TokenizerError("added token with empty content in '" + source + "'");
     if (t.id < 0) t.id = static_cast<int64_t>(next_id);
-    if (t.id >= kMaxId) throw TokenizerError("added token '" + t.content + "' of '" + source + "' has an id that is too large");
+    if (t.id >= limit)
+      throw TokenizerError("added token '" + t.content + "' of '" + source + "' has the id " + std::to_string(t.id) +
+                           ", too far past the vocabulary (ids must stay below " + std::to_string(limit) + ")");
     set_token(t.content, t.id);
     next_id = std::max(next_id, static_cast<size_t>(t.id) + 1);
   }
@@ -482,9 +489,10 @@ BpeTokenizer BpeTokenizer::from_files(const std::string& vocab_json, const std::
     if (!it.value().is_number_integer())
       throw TokenizerError("vocab file '" + vocab_json + "': the id of '" + it.key() + "' is not an integer");
     const int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id >= kMaxId)
+    if (id < 0 || id >= id_limit(vocab.size()))
       throw TokenizerError("vocab file '" + vocab_json + "': the id " + std::to_string(id) + " of '" + it.key() +
-                           "' is out of range");
+                           "' is out of range (0 to " + std::to_string(id_limit(vocab.size()) - 1) + " for " +
+                           std::to_string(vocab.size()) + " tokens)");
     tok.set_token(it.key(), id);
     tok.in_model_vocab_[static_cast<size_t>(id)] = true;
   }
@@ -590,7 +598,9 @@ BpeTokenizer BpeTokenizer::from_tokenizer_json(const std::string& path, std::opt
     for (auto it = vit->begin(); it != vit->end(); ++it) {
       if (!it.value().is_number_integer()) throw fail("model.vocab entry '" + it.key() + "' has a non-integer id");
       const int64_t id = it.value().get<int64_t>();
-      if (id < 0 || id >= kMaxId) throw fail("model.vocab id " + std::to_string(id) + " is out of range");
+      if (id < 0 || id >= id_limit(vit->size()))
+        throw fail("model.vocab id " + std::to_string(id) + " is out of range (0 to " +
+                   std::to_string(id_limit(vit->size()) - 1) + " for " + std::to_string(vit->size()) + " tokens)");
       tok.set_token(it.key(), id);
       tok.in_model_vocab_[static_cast<size_t>(id)] = true;
     }

@@ -27,13 +27,15 @@
 #include <string>
 #include <vector>
 
+#include "core/errors.h"  // header-only lorakit::Error (no LibTorch)
+
 namespace lorakit::data {
 
 // Every reading / lookup / label error of this module. Messages from the
 // reader have the form "<path>:<line>: <what is wrong>" (line is 1-based and
 // counts the header line).
-struct GlueError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+struct GlueError : lorakit::Error {  // a lorakit::Error like every other file error
+  using lorakit::Error::Error;
 };
 
 struct TaskInfo {

@@ -168,6 +168,7 @@ class BertTokenizer : public Tokenizer {
   std::vector<std::string> never_split_;  // matched literally in raw text
   bool never_split_first_byte_[256] = {};
   int64_t unk_id_ = -1, cls_id_ = -1, sep_id_ = -1, pad_id_ = -1, mask_id_ = -1;
+  std::string source_;  // the file the vocabulary came from, for errors
 };
 
 // Picks the tokenizer of a model directory, in this order:

@@ -64,8 +64,20 @@ IdxArray read_idx(const std::string& path, int64_t limit) {
   const int64_t n = limit > 0 ? std::min<int64_t>(limit, a.dims[0]) : a.dims[0];
   const uint64_t want = static_cast<uint64_t>(n) * total;
   if (want > (uint64_t{1} << 34)) throw Error(path + ": " + std::to_string(want) + " bytes of data is implausibly large");
-  a.data.resize(want);
-  const size_t got = read_bytes(g.f, a.data.data(), want, path);
+  // Read in chunks, growing the buffer as data arrives: a header that claims more items than the file
+  // holds costs no more memory than the file's own data (not the gigabytes it claims).
+  constexpr uint64_t kChunk = uint64_t{1} << 24;
+  uint64_t got = 0;
+  while (got < want) {
+    const uint64_t n = std::min(kChunk, want - got);
+    a.data.resize(static_cast<size_t>(got + n));
+    const size_t r = read_bytes(g.f, a.data.data() + got, static_cast<size_t>(n), path);
+    got += r;
+    if (r < n) {
+      a.data.resize(static_cast<size_t>(got));
+      break;
+    }
+  }
   const uint64_t header = 4 + 4 * static_cast<uint64_t>(nd);
   if (got != want)
     throw Error(path + ": truncated at byte " + std::to_string(header + got) + ": the header says " +

@@ -1,5 +1,6 @@
 #include "tuners/lora/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <regex>
 #include <set>
@@ -7,6 +8,34 @@
 #include "core/errors.h"
 
 namespace lorakit {
+
+namespace {
+// Every regex of an adapter config (target_modules / exclude_modules as a string, rank_pattern and
+// alpha_pattern keys) comes from a file. libstdc++'s default executor backtracks, so a pattern like
+// "(.+)+x" or "a.+++++b" takes exponential time on a module path (found by fuzz/harnesses/
+// adapter_config.cpp: a 28 s timeout); its __polynomial flag selects the breadth-first executor, linear
+// in the path for a given pattern, which refuses back-references (PEFT's targets never need them).
+// Compiling recurses per nesting level, hence the caps on length and depth.
+constexpr size_t kMaxRegexLength = 4096;
+constexpr int kMaxRegexDepth = 64;
+
+std::regex file_regex(const std::string& re) {
+  if (re.size() > kMaxRegexLength)
+    throw std::regex_error(std::regex_constants::error_complexity);
+  int depth = 0, deepest = 0;
+  for (size_t i = 0; i < re.size(); ++i) {
+    if (re[i] == '\\') ++i;
+    else if (re[i] == '(') deepest = std::max(deepest, ++depth);
+    else if (re[i] == ')') --depth;
+  }
+  if (deepest > kMaxRegexDepth) throw std::regex_error(std::regex_constants::error_complexity);
+#ifdef __GLIBCXX__
+  return std::regex(re, std::regex::ECMAScript | std::regex_constants::__polynomial);
+#else
+  return std::regex(re, std::regex::ECMAScript);
+#endif
+}
+}  // namespace
 
 bool module_name_matches(const std::string& path, const std::string& name) {
   if (path == name) return true;
@@ -19,10 +48,10 @@ double LoraConfig::scaling() const {
 }
 
 bool LoraConfig::matches(const std::string& path) const {
-  if (!exclude_regex.empty() && std::regex_match(path, std::regex(exclude_regex))) return false;
+  if (!exclude_regex.empty() && std::regex_match(path, file_regex(exclude_regex))) return false;
   for (auto& e : exclude_modules)
     if (module_name_matches(path, e)) return false;
-  if (!target_regex.empty()) return std::regex_match(path, std::regex(target_regex));
+  if (!target_regex.empty()) return std::regex_match(path, file_regex(target_regex));
   for (auto& t : target_modules)
     if (module_name_matches(path, t)) return true;
   return false;
@@ -34,7 +63,7 @@ namespace {
 // "^" gives Python's re.match (anchored at the start, `$` at the end).
 bool pattern_key_matches(const std::string& key, const std::string& path) {
   if (key == path) return true;
-  return std::regex_search(path, std::regex("^(.*\\.)?(" + key + ")$"));
+  return std::regex_search(path, file_regex("^(.*\\.)?(" + key + ")$"));
 }
 }  // namespace
 
@@ -72,22 +101,25 @@ void LoraConfig::validate() const {
   if (init_lora_weights != "kaiming" && init_lora_weights != "gaussian")
     throw Error("init_lora_weights must be 'kaiming' or 'gaussian', got '" + init_lora_weights + "'");
   if (target_regex.empty() && target_modules.empty()) throw Error("LoRA needs target_modules");
-  auto check_regex = [](const std::string& what, const std::string& re) {
+  // Each regex as it will be used: the pattern keys inside pattern_key_matches' "^(.*\\.)?(KEY)$".
+  auto check_regex = [](const std::string& what, const std::string& re, const std::string& as_used) {
     try {
-      std::regex x(re);
+      (void)file_regex(as_used);
     } catch (const std::regex_error& e) {
-      throw Error(what + " regex '" + re + "' is invalid: " + e.what());
+      const std::string shown = re.size() > 200 ? re.substr(0, 200) + "..." : re;
+      throw Error(what + " regex '" + shown + "' is invalid or too complex (at most " + std::to_string(kMaxRegexLength) +
+                  " characters, " + std::to_string(kMaxRegexDepth) + " nested groups, no back-references): " + e.what());
     }
   };
-  if (!target_regex.empty()) check_regex("target_modules", target_regex);
-  if (!exclude_regex.empty()) check_regex("exclude_modules", exclude_regex);
+  if (!target_regex.empty()) check_regex("target_modules", target_regex, target_regex);
+  if (!exclude_regex.empty()) check_regex("exclude_modules", exclude_regex, exclude_regex);
   for (auto& [k, v] : rank_pattern) {
     if (v <= 0) throw Error("rank_pattern['" + k + "'] must be a positive rank, got " + std::to_string(v));
-    check_regex("rank_pattern key", "(" + k + ")");
+    check_regex("rank_pattern key", k, "^(.*\\.)?(" + k + ")$");
   }
   for (auto& [k, v] : alpha_pattern) {
     if (!std::isfinite(v)) throw Error("alpha_pattern['" + k + "'] must be finite");
-    check_regex("alpha_pattern key", "(" + k + ")");
+    check_regex("alpha_pattern key", k, "^(.*\\.)?(" + k + ")$");
   }
 }
 
