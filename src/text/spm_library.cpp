@@ -32,8 +32,14 @@ std::vector<std::string> candidates() {
 
 SpmApi load_api() {
   // libsentencepiece first, on its own: RTLD_DEEPBIND makes it bind to its bundled protobuf-lite,
-  // RTLD_LOCAL keeps those symbols from interposing on LibTorch's libprotobuf.
+  // RTLD_LOCAL keeps those symbols from interposing on LibTorch's libprotobuf. AddressSanitizer refuses
+  // RTLD_DEEPBIND; the sanitizer build of fuzz/ links no LibTorch (so no libprotobuf to clash with)
+  // and defines LORAKIT_SPM_NO_DEEPBIND.
+#ifdef LORAKIT_SPM_NO_DEEPBIND
+  const int flags = RTLD_NOW | RTLD_LOCAL;
+#else
   const int flags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#endif
   std::string why;
   for (const char* lib : {"libsentencepiece.so.0", "libsentencepiece_train.so.0"}) {
     if (!dlopen(lib, flags)) {
