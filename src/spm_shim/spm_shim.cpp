@@ -4,6 +4,7 @@
 #include <sentencepiece_trainer.h>
 
 #include <exception>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -49,14 +50,15 @@ int lk_spm_abi_version(void) { return 1; }
 
 void* lk_spm_load(const char* bytes, size_t len, lk_spm_error_fn err, void* ctx) {
   try {
-    auto* sp = new sentencepiece::SentencePieceProcessor();
+    // Owned until returned: LoadFromSerializedProto can also throw (a malformed model found by
+    // fuzz/harnesses/spm_model.cpp did), and the processor must not leak then.
+    auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
     const auto st = sp->LoadFromSerializedProto(std::string(bytes, len));
     if (!st.ok()) {
       report(err, ctx, st.ToString());
-      delete sp;
       return nullptr;
     }
-    return sp;
+    return sp.release();
   } catch (const std::exception& e) {
     report(err, ctx, e.what());
   } catch (...) {

@@ -66,7 +66,7 @@ IdxArray read_idx(const std::string& path, int64_t limit) {
   if (want > (uint64_t{1} << 34)) throw Error(path + ": " + std::to_string(want) + " bytes of data is implausibly large");
   // Read in chunks, growing the buffer as data arrives: a header that claims more items than the file
   // holds costs no more memory than the file's own data (not the gigabytes it claims).
-  constexpr uint64_t kChunk = uint64_t{1} << 24;
+  constexpr uint64_t kChunk = uint64_t{1} << 20;
   uint64_t got = 0;
   while (got < want) {
     const uint64_t n = std::min(kChunk, want - got);
