@@ -81,7 +81,10 @@ RuntimeInfo runtime_info() {
   r.coretype = get_core ? get_core() : "n/a";
   const char* env = std::getenv("OPENBLAS_CORETYPE");
   r.coretype_env = env ? env : "(unset)";
-  r.allocator = dlsym(RTLD_DEFAULT, "tc_version") ? "tcmalloc" : "glibc malloc";
+  if (dlsym(RTLD_DEFAULT, "__asan_init"))  // the LORAKIT_SANITIZE build: no tcmalloc, ASan's malloc
+    r.allocator = "AddressSanitizer (sanitizer build: ASan + UBSan, tcmalloc not linked)";
+  else
+    r.allocator = dlsym(RTLD_DEFAULT, "tc_version") ? "tcmalloc" : "glibc malloc";
   r.threads = at::get_num_threads();
   r.cores = count_cores();
   r.torch_version = TORCH_VERSION;

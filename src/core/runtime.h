@@ -21,7 +21,7 @@ struct RuntimeInfo {
   std::string blas;        // e.g. "OpenBLAS 0.3.21 (openmp)" or the library path
   std::string coretype;    // what OpenBLAS reports it runs (openblas_get_corename)
   std::string coretype_env;
-  std::string allocator;   // "tcmalloc" or "glibc malloc"
+  std::string allocator;   // "tcmalloc", "glibc malloc" or "AddressSanitizer (sanitizer build: ...)"
   int threads = 1;
   int cores = 1;
   std::string torch_version;

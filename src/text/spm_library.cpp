@@ -30,6 +30,25 @@ std::vector<std::string> candidates() {
   return out;
 }
 
+// Opens one library of the SentencePiece chain. Normally dlopen(flags). The sanitizer build
+// (LORAKIT_SPM_DLMOPEN, CMake's LORAKIT_SANITIZE) cannot: ASan's dlopen ends the process on RTLD_DEEPBIND,
+// and without it libsentencepiece's protobuf-lite 3.14 binds to LibTorch's libprotobuf 3.21 and fails
+// its version check. There the chain goes into a link-map namespace of its own (dlmopen LM_ID_NEWLM, which
+// ASan does not intercept), with its own libc, libstdc++ and protobuf: nothing it exports is seen by
+// lorakit or LibTorch. Only C types and callbacks cross (spm_shim.h), so nothing is freed across namespaces;
+// the shim is built uninstrumented, so no second ASan runtime is pulled into that namespace.
+void* open_library(const char* path, int flags) {
+#ifdef LORAKIT_SPM_DLMOPEN
+  (void)flags;
+  static Lmid_t ns = LM_ID_NEWLM;  // only called under spm_api()'s call_once
+  void* h = dlmopen(ns, path, RTLD_NOW | RTLD_LOCAL);
+  if (h && ns == LM_ID_NEWLM && dlinfo(h, RTLD_DI_LMID, &ns) != 0) ns = LM_ID_NEWLM;
+  return h;
+#else
+  return dlopen(path, flags);
+#endif
+}
+
 SpmApi load_api() {
   // libsentencepiece first, on its own: RTLD_DEEPBIND makes it bind to its bundled protobuf-lite,
   // RTLD_LOCAL keeps those symbols from interposing on LibTorch's libprotobuf. AddressSanitizer refuses
@@ -42,7 +61,7 @@ SpmApi load_api() {
 #endif
   std::string why;
   for (const char* lib : {"libsentencepiece.so.0", "libsentencepiece_train.so.0"}) {
-    if (!dlopen(lib, flags)) {
+    if (!open_library(lib, flags)) {
       const char* e = dlerror();
       throw TokenizerError(std::string("cannot load ") + lib + " (Debian package libsentencepiece0): " + (e ? e : "?"));
     }
@@ -54,7 +73,7 @@ SpmApi load_api() {
       tried += "\n  " + path + " (absent)";
       continue;
     }
-    h = dlopen(path.c_str(), flags);
+    h = open_library(path.c_str(), flags);
     if (h) break;
     const char* e = dlerror();
     tried += "\n  " + path + " (" + (e ? e : "?") + ")";
@@ -62,7 +81,7 @@ SpmApi load_api() {
   if (!h) {
     // Last: the bare name, through the executable's RUNPATH (lorakitConfig.cmake adds the install
     // prefix's lib directory to consumers) and the loader's search path.
-    h = dlopen("liblorakit_spm.so", flags);
+    h = open_library("liblorakit_spm.so", flags);
     if (!h) {
       const char* e = dlerror();
       tried += std::string("\n  liblorakit_spm.so on the library path (") + (e ? e : "?") + ")";
