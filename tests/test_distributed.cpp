@@ -30,7 +30,7 @@ class DistCli : public lorakit::testing::TinyModelSuite<DistCli> {
   static std::string train_cmd(const std::string& flags, const std::string& out) {
     return std::string(LORAKIT_CLI) + " train --model " + model() + " --task mrpc --data " + data() +
            " --max-train-samples 60 --max-eval-samples 32 --max-seq-len 32 --batch-size 8 --epochs 2 --lr 5e-3"
-           " --seed 5 --threads 1 --no-progress " +
+           " --seed 5 --threads 1 --logging-steps 1 --no-progress " +
            flags + " --out " + out;
   }
 
@@ -50,6 +50,15 @@ class DistCli : public lorakit::testing::TinyModelSuite<DistCli> {
       for (const char* k : {"train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_f1", "lr"})
         EXPECT_TRUE(near(a[e][k].get<double>(), b[e][k].get<double>())) << k << " epoch " << e + 1 << ": " << a[e][k]
                                                                          << " vs " << b[e][k];
+    }
+    // Per-step losses (--logging-steps 1): 8 steps an epoch.
+    const auto sa = read_jsonl(d.file("one/steps.jsonl")), sb = read_jsonl(d.file("two/steps.jsonl"));
+    ASSERT_EQ(sa.size(), 16u);
+    ASSERT_EQ(sb.size(), sa.size());
+    for (size_t i = 0; i < sa.size(); ++i) {
+      EXPECT_EQ(sa[i]["step"], sb[i]["step"]);
+      EXPECT_TRUE(near(sa[i]["loss"].get<double>(), sb[i]["loss"].get<double>()))
+          << "step " << i + 1 << ": " << sa[i]["loss"] << " vs " << sb[i]["loss"];
     }
     const auto ta = st::load_file(d.file("one/last/adapter_model.safetensors"));
     const auto tb = st::load_file(d.file("two/last/adapter_model.safetensors"));

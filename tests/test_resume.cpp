@@ -37,7 +37,7 @@ class ResumeCli : public lorakit::testing::TinyModelSuite<ResumeCli> {
   static std::string train_cmd(const std::string& method_flags, const std::string& out) {
     return std::string(LORAKIT_CLI) + " train --model " + model() + " --task mrpc --data " + data() +
            " --max-train-samples 64 --max-eval-samples 32 --max-seq-len 32 --batch-size 8 --epochs 2 --lr 5e-3"
-           " --lora-dropout 0.1 --save-steps 3 --seed 11 --threads 1 --no-progress " +
+           " --lora-dropout 0.1 --save-steps 3 --logging-steps 1 --seed 11 --threads 1 --no-progress " +
            method_flags + " --out " + out;
   }
 };
@@ -75,6 +75,10 @@ void expect_same_run(const std::string& ref, const std::string& out) {
   auto ra = nlohmann::json::parse(read_bytes(ref + "/results.json"));
   auto rb = nlohmann::json::parse(read_bytes(out + "/results.json"));
   EXPECT_EQ(drop_timing(ra), drop_timing(rb));
+  // The step log (--logging-steps 1): every step's loss once, in order, as the uninterrupted run's.
+  ASSERT_TRUE(file_exists(ref + "/steps.jsonl"));
+  EXPECT_EQ(read_bytes(ref + "/steps.jsonl"), read_bytes(out + "/steps.jsonl"));
+  EXPECT_EQ(read_jsonl(ref + "/steps.jsonl").size(), 16u);
 }
 
 // The uninterrupted run, then the same run killed at each of `faults` in turn (each resumed), compared.
@@ -273,7 +277,7 @@ TEST(ResumeImages, AugmentedRunKilledMidEpochResumesBitIdentical) {
   auto cmd = [&](const std::string& method_flags, const std::string& out) {
     return std::string(LORAKIT_CLI) + " train --model " + d.file("vit") +
            " --task fashion-mnist --augment --max-train-samples 64 --max-eval-samples 32 --batch-size 8 --epochs 2"
-           " --lr 5e-3 --save-steps 3 --seed 3 --threads 1 --no-progress " +
+           " --lr 5e-3 --save-steps 3 --logging-steps 1 --seed 3 --threads 1 --no-progress " +
            method_flags + " --out " + out;
   };
   kill_and_resume("--method lora --r 2 --target-modules query,value", {"step:5"}, d, cmd);

@@ -152,6 +152,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--save-steps", o->t.save_steps,
                   "write a training checkpoint (<out>/checkpoint/) every N optimizer steps (0: only at epoch ends, "
                   "which always get one)");
+  cmd->add_option("--logging-steps", o->t.logging_steps,
+                  "every N optimizer steps, a line {step, epoch, loss, lr, skipped} in <out>/steps.jsonl (0: none)");
   cmd->add_flag("--resume", o->t.resume,
                 "continue the run from <out>/checkpoint/ (same flags as the run that wrote it); ends bit-identical "
                 "to the run never interrupted");

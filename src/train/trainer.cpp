@@ -398,6 +398,7 @@ void TrainConfig::validate() const {
   if (!std::isfinite(max_grad_norm)) throw Error("--max-grad-norm must be finite");
   if (max_bad_steps < 0) throw Error("--max-bad-steps must be >= 0, got " + std::to_string(max_bad_steps));
   if (save_steps < 0) throw Error("--save-steps must be >= 0, got " + std::to_string(save_steps));
+  if (logging_steps < 0) throw Error("--logging-steps must be >= 0, got " + std::to_string(logging_steps));
   if (out_dir.empty()) throw Error("--out is required");
 }
 
@@ -553,6 +554,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
   TrainResult result;
   const std::string main_metric = task.main_metric();
   std::string jsonl;
+  std::string steps_jsonl;  // cfg.logging_steps lines so far (<out>/steps.jsonl)
   double best = -std::numeric_limits<double>::infinity();
   int64_t best_epoch = -1;
   int64_t step = 0;
@@ -588,6 +590,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
       samples_seen = f64_from_bits(st.at("samples_seen"), "samples_seen");
       train_seconds = f64_from_bits(st.at("train_seconds"), "train_seconds");
       jsonl = st.at("jsonl").get<std::string>();
+      steps_jsonl = st.value("steps_jsonl", std::string());
       data_rng = st.at("data_rng").get<std::string>();
       n_inference = st.at("inference_params").get<int64_t>();
     } catch (const nlohmann::json::exception& e) {
@@ -602,6 +605,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
     for (std::string l; std::getline(lines, l);)
       if (!l.empty()) result.epochs.push_back(nlohmann::json::parse(l));
     if (writer) write_text_atomically(join_path(cfg.out_dir, "metrics.jsonl"), jsonl);
+    if (writer && cfg.logging_steps > 0) write_text_atomically(join_path(cfg.out_dir, "steps.jsonl"), steps_jsonl);
     if (writer) fmt::print(stderr, "lorakit: resuming from {} at step {} of {} (epoch {}, batch {} of {})\n", ck->dir, step, total,
                start_epoch, start_position, per_epoch);
   } else {
@@ -639,6 +643,9 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
     st["samples_seen"] = f64_bits(samples_seen);
     st["train_seconds"] = f64_bits(train_seconds);
     st["jsonl"] = jsonl;
+    st["steps_jsonl"] = steps_jsonl;
+    // The step log as far as this checkpoint: a run killed later and resumed rewrites it from here.
+    if (writer && cfg.logging_steps > 0) write_text_atomically(join_path(cfg.out_dir, "steps.jsonl"), steps_jsonl);
     st["data_rng"] = position > 0 ? ds.rng_state() : std::string();
     st["inference_params"] = n_inference;
     runner.save_state(st, c.tensors);
@@ -700,6 +707,18 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
         acc.n_seen += rows;
         samples_seen += rows;
       }
+      if (cfg.logging_steps > 0 && step % cfg.logging_steps == 0) {
+        nlohmann::ordered_json sl;
+        sl["step"] = step;
+        sl["epoch"] = epoch;
+        if (so.skipped)
+          sl["loss"] = nullptr;  // not finite: JSON has no NaN
+        else
+          sl["loss"] = so.loss;
+        sl["lr"] = runner.current_lr();
+        sl["skipped"] = so.skipped;
+        steps_jsonl += sl.dump() + "\n";
+      }
       acc.seconds = ep_seconds_before + since(ep_start);
       progress.update(step, epoch, acc.loss_sum / std::max(1.0, acc.n_seen),
                       samples_seen / std::max(1e-9, train_seconds + acc.seconds));
@@ -737,6 +756,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
     result.epochs.push_back(line);
     jsonl += line.dump() + "\n";
     if (writer) write_text_atomically(join_path(cfg.out_dir, "metrics.jsonl"), jsonl);
+    if (writer && cfg.logging_steps > 0) write_text_atomically(join_path(cfg.out_dir, "steps.jsonl"), steps_jsonl);
     const double main = ev.metrics.count(main_metric) ? ev.metrics.at(main_metric) : ev.accuracy;
     progress.message(fmt::format("epoch {}: train loss {:.4f} acc {:.4f} | eval loss {:.4f} {} {:.4f} | {:.1f}s", epoch,
                                  line["train_loss"].get<double>(), line["train_accuracy"].get<double>(), ev.loss,

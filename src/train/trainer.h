@@ -37,6 +37,9 @@ struct TrainConfig {
   // A training checkpoint (<out>/checkpoint/) every this many optimizer steps (0: only at epoch ends) and
   // at every epoch end.
   int64_t save_steps = 500;
+  // Every this many optimizer steps a line {"step", "epoch", "loss", "lr", "skipped"} goes into
+  // <out>/steps.jsonl (HF Trainer's logging_steps; 0: no step log). The loss is the global batch's mean.
+  int64_t logging_steps = 0;
   // Continue from <out>/checkpoint/ (an Error when there is none, or when it was written by a run with
   // other settings).
   bool resume = false;
