@@ -159,6 +159,20 @@ TEST(FuzzRegressions, AdapterRegexesCannotBacktrackForever) {
   cfg["target_modules"] = std::string(100, '(') + "q" + std::string(100, ')');
   expect_lorakit_error([&] { LoraConfig::from_peft_json(cfg, "adapter_config.json"); },
                        {"adapter_config.json", "64 nested groups"});
+  // fuzz/harnesses/adapter_config.cpp (UBSan, in libstdc++'s regex compiler: signed overflow reading the
+  // back-reference number \518446744073709551615 into a long). Long numbers and huge repeats are refused
+  // before the pattern is compiled.
+  cfg["target_modules"] = ".*\\518446744073709551615(query|value)$";
+  expect_lorakit_error([&] { LoraConfig::from_peft_json(cfg, "adapter_config.json"); },
+                       {"adapter_config.json", "target_modules regex", "6 digits"});
+  cfg["target_modules"] = "q{99999999999999999999}";
+  expect_lorakit_error([&] { LoraConfig::from_peft_json(cfg, "adapter_config.json"); }, {"adapter_config.json"});
+  cfg["target_modules"] = "((q{1000}){1000}){1000}";
+  expect_lorakit_error([&] { LoraConfig::from_peft_json(cfg, "adapter_config.json"); },
+                       {"adapter_config.json", "a million states"});
+  // Modest repeats still work.
+  cfg["target_modules"] = ".*layer\\.[0-9]{1,2}\\.attention\\.self\\.(query|value)";
+  EXPECT_TRUE(LoraConfig::from_peft_json(cfg, "adapter_config.json").matches(path));
 }
 
 // model_config (smoke run, a 10 s hang on num_labels 111111): to_json_text filled id2label / label2id

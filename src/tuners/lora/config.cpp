@@ -18,15 +18,46 @@ namespace {
 // Compiling recurses per nesting level, hence the caps on length and depth.
 constexpr size_t kMaxRegexLength = 4096;
 constexpr int kMaxRegexDepth = 64;
+constexpr int kMaxDigits = 6;
+constexpr double kMaxStates = 1e6;
 
 std::regex file_regex(const std::string& re) {
   if (re.size() > kMaxRegexLength)
     throw std::regex_error(std::regex_constants::error_complexity);
+  // Numbers in a pattern (a back-reference \N, a repeat {n,m}) are read by libstdc++ into a long without
+  // an overflow check: "\518446744073709551615" was undefined behaviour (UBSan, found by fuzz/harnesses/
+  // adapter_config.cpp). A repeat also copies its operand n times, so nested repeats multiply the
+  // automaton's size: the product of the repeat counts, times the length, is capped too.
+  auto digits_at = [&](size_t j) {
+    size_t k = j;
+    while (k < re.size() && re[k] >= '0' && re[k] <= '9') ++k;
+    if (k - j > static_cast<size_t>(kMaxDigits)) throw std::regex_error(std::regex_constants::error_complexity);
+    return k;
+  };
   int depth = 0, deepest = 0;
+  double states = static_cast<double>(re.size());
   for (size_t i = 0; i < re.size(); ++i) {
-    if (re[i] == '\\') ++i;
-    else if (re[i] == '(') deepest = std::max(deepest, ++depth);
-    else if (re[i] == ')') --depth;
+    if (re[i] == '\\') {
+      ++i;
+      if (i < re.size() && re[i] >= '0' && re[i] <= '9') i = digits_at(i) - 1;
+    } else if (re[i] == '(') {
+      deepest = std::max(deepest, ++depth);
+    } else if (re[i] == ')') {
+      --depth;
+    } else if (re[i] == '{') {
+      double most = 0;
+      for (size_t j = i + 1;;) {
+        const size_t k = digits_at(j);
+        if (k > j) most = std::max(most, std::stod(re.substr(j, k - j)));
+        if (k < re.size() && re[k] == ',') {
+          j = k + 1;
+          continue;
+        }
+        break;
+      }
+      states *= most + 1;
+      if (states > kMaxStates) throw std::regex_error(std::regex_constants::error_complexity);
+    }
   }
   if (deepest > kMaxRegexDepth) throw std::regex_error(std::regex_constants::error_complexity);
 #ifdef __GLIBCXX__
@@ -108,7 +139,9 @@ void LoraConfig::validate() const {
     } catch (const std::regex_error& e) {
       const std::string shown = re.size() > 200 ? re.substr(0, 200) + "..." : re;
       throw Error(what + " regex '" + shown + "' is invalid or too complex (at most " + std::to_string(kMaxRegexLength) +
-                  " characters, " + std::to_string(kMaxRegexDepth) + " nested groups, no back-references): " + e.what());
+                  " characters, " + std::to_string(kMaxRegexDepth) + " nested groups, numbers of at most " + std::to_string(kMaxDigits) +
+                  " digits, repeats {n,m} whose nested counts multiply to at most a million states, no "
+                  "back-references): " + e.what());
     }
   };
   if (!target_regex.empty()) check_regex("target_modules", target_regex, target_regex);
