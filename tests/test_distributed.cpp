@@ -5,6 +5,8 @@
 
 #include <ATen/ATen.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -91,6 +93,50 @@ TEST_F(DistCli, AKilledRankStopsTheRunWithinTheTimeout) {
   EXPECT_NE(r.output.find("rank 1 of 2 was killed"), std::string::npos) << r.output;
   EXPECT_LT(seconds, 60.0) << r.output;
   EXPECT_FALSE(file_exists(d.file("run/results.json")));
+}
+
+// A rank that hangs (stopped by SIGSTOP at step 3, its sockets open): the other rank's next collective
+// fails after --dist-timeout with a message saying so, and the launcher stops the hung one.
+TEST_F(DistCli, AHungRankStopsTheRunAfterTheTimeout) {
+  TempDir d;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = run_command("LORAKIT_FAULT=step:3:STOP LORAKIT_FAULT_RANK=1 " +
+                       train_cmd("--method lora --r 4 --nproc 2 --dist-timeout 4", d.file("run")));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--dist-timeout 4"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("rank 0 of 2 exited with status 1; stopping the other ranks"), std::string::npos) << r.output;
+  EXPECT_GE(seconds, 4.0) << r.output;
+  EXPECT_LT(seconds, 60.0) << r.output;
+  EXPECT_FALSE(file_exists(d.file("run/results.json")));
+}
+
+// The several-hosts path: each rank a process started on its own (as on two machines), meeting through
+// --rank / --world-size / --master-addr / --master-port, gives the one-process run's step losses and adapter.
+TEST_F(DistCli, SeparatelyStartedRanksEqualOneProcess) {
+  TempDir d;
+  const std::string m = "--method gr-lora --r 4";
+  auto one = run_command(train_cmd(m, d.file("one")));
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const int port = 29500 + static_cast<int>(::getpid() % 20000);
+  const std::string flags = " --world-size 2 --master-addr 127.0.0.1 --master-port " + std::to_string(port) +
+                            " --dist-timeout 60";
+  // Rank 1 writes nothing; it gets an --out of its own only to show that it does not.
+  auto two = run_command("(" + train_cmd(m + " --rank 1" + flags, d.file("rank1")) + " > " + d.file("rank1.log") +
+                         " 2>&1 & " + train_cmd(m + " --rank 0" + flags, d.file("two")) + "; rc0=$?; wait $!; rc1=$?; " +
+                         "cat " + d.file("rank1.log") + "; exit $((rc0 + rc1)))");
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  const auto sa = read_jsonl(d.file("one/steps.jsonl")), sb = read_jsonl(d.file("two/steps.jsonl"));
+  ASSERT_EQ(sa.size(), 16u);
+  ASSERT_EQ(sb.size(), sa.size());
+  for (size_t i = 0; i < sa.size(); ++i)
+    EXPECT_TRUE(near(sa[i]["loss"].get<double>(), sb[i]["loss"].get<double>())) << "step " << i + 1;
+  const auto ta = st::load_file(d.file("one/last/adapter_model.safetensors"));
+  const auto tb = st::load_file(d.file("two/last/adapter_model.safetensors"));
+  ASSERT_EQ(ta.size(), tb.size());
+  for (size_t i = 0; i < ta.size(); ++i)
+    EXPECT_LE((ta[i].second - tb[i].second).abs().max().item<double>(), 1e-5) << ta[i].first;
+  EXPECT_FALSE(file_exists(d.file("rank1/last/adapter_model.safetensors")));
 }
 
 TEST_F(DistCli, BadRendezvousSettingsAreClearErrors) {

@@ -119,8 +119,13 @@ int launch_local_ranks(int nproc, double timeout_seconds) {
       first_failure = code;
       if (running > 0) {
         fmt::print(stderr, "lorakit: rank {} of {} {}; stopping the other ranks\n", rank, nproc, status_words(status));
+        // SIGCONT too: a stopped rank (SIGSTOP, a debugger's ^Z) would otherwise hold SIGTERM until the
+        // SIGKILL below.
         for (pid_t p : pids)
-          if (p > 0) ::kill(p, SIGTERM);
+          if (p > 0) {
+            ::kill(p, SIGTERM);
+            ::kill(p, SIGCONT);
+          }
         stopping = true;
         deadline = std::chrono::steady_clock::now() +
                    std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000) + 10000);

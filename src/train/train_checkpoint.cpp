@@ -55,6 +55,10 @@ void fault_point(const char* where, int64_t step) {
     ::raise(sig == "TERM" ? SIGTERM : SIGINT);
     return;
   }
+  if (sig == "STOP") {  // a hung process: alive, connections open, never answering
+    ::raise(SIGSTOP);
+    return;
+  }
   ::kill(::getpid(), SIGKILL);
   ::pause();
 }

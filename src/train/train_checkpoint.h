@@ -37,7 +37,8 @@ bool has_train_checkpoint(const std::string& out_dir);
 
 // Fault injection for the kill-and-resume tests: when the environment variable LORAKIT_FAULT is
 // "<where>:<step>" (e.g. "step:7", "checkpoint-write:10"), the process sends itself SIGKILL on reaching
-// that point at that optimizer step; "<where>:<step>:TERM" (or INT) sends that signal instead and goes on.
+// that point at that optimizer step; "<where>:<step>:TERM" (or INT) sends that signal instead and goes on;
+// "<where>:<step>:STOP" stops the process (SIGSTOP: a hung rank, alive with its connections open).
 // With LORAKIT_FAULT_RANK=R only rank R (the RANK variable) of a data-parallel run does. Points: "step" (after the step), "epoch-end" (after the epoch's
 // evaluation, log and best/, before its checkpoint), "checkpoint-write" (half-way through writing the
 // checkpoint), "checkpoint-swap" (between moving the old checkpoint aside and putting the new in place).
