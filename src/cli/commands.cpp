@@ -34,6 +34,9 @@ void add_env(CLI::App& app) {
                preferred_openblas_coretype().empty() ? "default" : preferred_openblas_coretype());
     fmt::print("threads      {} of {} cores\n", r.threads, r.cores);
     fmt::print("allocator    {}\n", r.allocator);
+    fmt::print("isa          {} ({})\n", cpu_isa(),
+               cpu_has_bf16() ? "bf16 instructions: train --bf16 runs the forward's GEMMs in bf16"
+                              : "no bf16 instructions: train --bf16 is refused, bf16 GEMMs would be emulated");
     const int reps = *quick ? 3 : 10;
     auto f32 = bench_gemm(4096, 768, 768, "fp32", reps);
     fmt::print("gemm fp32    4096x768 * 768x768: {:.1f} GFLOP/s ({:.2f} ms)\n", f32.gflops, f32.ms);

@@ -154,6 +154,9 @@ void add_train(CLI::App& app) {
                   "which always get one)");
   cmd->add_option("--logging-steps", o->t.logging_steps,
                   "every N optimizer steps, a line {step, epoch, loss, lr, skipped} in <out>/steps.jsonl (0: none)");
+  cmd->add_flag("--bf16", o->t.bf16,
+                "the model's forward in bf16 autocast (GEMMs in bf16; parameters, gradients, AdamW and the loss in "
+                "fp32); only on a CPU with AVX512-BF16 or AMX (lorakit env: isa)");
   cmd->add_flag("--resume", o->t.resume,
                 "continue the run from <out>/checkpoint/ (same flags as the run that wrote it); ends bit-identical "
                 "to the run never interrupted");

@@ -1,5 +1,6 @@
 #include "core/runtime.h"
 
+#include <cpuid.h>
 #include <dlfcn.h>
 #include <link.h>
 #include <sched.h>
@@ -24,6 +25,49 @@ std::string preferred_openblas_coretype() {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
 #endif
   return "";
+}
+
+namespace {
+struct IsaBits {
+  bool avx2 = false, avx512 = false, avx512_bf16 = false, amx_bf16 = false;
+};
+IsaBits isa_bits() {
+  IsaBits b;
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  b.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // __builtin_cpu_supports("avx512f") also checks that the OS saves the AVX-512 state (XCR0).
+  b.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  unsigned a = 0, bx = 0, c = 0, d = 0;
+  if (b.avx512 && __get_cpuid_count(7, 1, &a, &bx, &c, &d)) b.avx512_bf16 = (a >> 5) & 1;  // CPUID.7.1:EAX[5]
+  if (__get_cpuid_count(7, 0, &a, &bx, &c, &d)) {
+    // AMX-BF16 (CPUID.7.0:EDX[22]) is usable only when the OS enabled the tile state (XCR0 bits 17, 18).
+    unsigned lo = 0, hi = 0;
+    const bool osxsave = [&] {
+      unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+      return __get_cpuid(1, &a1, &b1, &c1, &d1) && ((c1 >> 27) & 1);
+    }();
+    if (osxsave) __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    b.amx_bf16 = ((d >> 22) & 1) && ((lo >> 17) & 3) == 3;
+  }
+#endif
+  return b;
+}
+}  // namespace
+
+std::string cpu_isa() {
+  const IsaBits b = isa_bits();
+  if (b.amx_bf16) return "AMX";
+  if (b.avx512_bf16) return "AVX512-BF16";
+  if (b.avx512) return "AVX-512";
+  if (b.avx2) return "AVX2";
+  return "baseline";
+}
+
+bool cpu_has_bf16() {
+  const IsaBits b = isa_bits();
+  return b.amx_bf16 || b.avx512_bf16;
 }
 
 void ensure_blas_environment(int argc, char** argv) {

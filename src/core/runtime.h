@@ -8,6 +8,12 @@ namespace lorakit {
 // no override is needed).
 std::string preferred_openblas_coretype();
 
+// The CPU's vector ISA as it matters for bf16: "AMX" (AMX-BF16 tiles), "AVX512-BF16" (vdpbf16ps),
+// "AVX-512", "AVX2" or "baseline"; cpu_has_bf16() is true for the first two. Without bf16 instructions
+// oneDNN emulates bf16 GEMMs (measured at 5 GFLOP/s against 159 fp32 on an AVX2-only EPYC): never use it there.
+std::string cpu_isa();
+bool cpu_has_bf16();
+
 // Must be the first call in main(). OpenBLAS reads OPENBLAS_CORETYPE when the shared library loads,
 // before main() runs, so when the variable is missing or names a weaker core than this CPU supports,
 // the process re-executes itself (same argv) with the variable set. Set LORAKIT_KEEP_CORETYPE=1 to

@@ -23,6 +23,8 @@
 #include "core/errors.h"
 #include "core/fileutil.h"
 #include "core/json_bits.h"
+#include "core/precision.h"
+#include "core/runtime.h"
 #include "text/batching.h"
 #include "train/dist.h"
 #include "train/interrupt.h"
@@ -101,8 +103,10 @@ std::string first_non_finite(const SequenceClassifier& model) {
 }  // namespace
 
 at::Tensor batch_logits(SequenceClassifier& model, const Batch& b) {
-  if (b.pixel_values.defined()) return model->forward_pixels(b.pixel_values);
-  return model->forward(b.input_ids, b.attention_mask, b.token_type_ids);
+  return forward_autocast([&] {
+    if (b.pixel_values.defined()) return model->forward_pixels(b.pixel_values);
+    return model->forward(b.input_ids, b.attention_mask, b.token_type_ids);
+  });
 }
 
 EvalResult evaluate(SequenceClassifier& model, const Task& task, const TaskDataset& ds, int64_t batch_size,
@@ -399,6 +403,10 @@ void TrainConfig::validate() const {
   if (max_bad_steps < 0) throw Error("--max-bad-steps must be >= 0, got " + std::to_string(max_bad_steps));
   if (save_steps < 0) throw Error("--save-steps must be >= 0, got " + std::to_string(save_steps));
   if (logging_steps < 0) throw Error("--logging-steps must be >= 0, got " + std::to_string(logging_steps));
+  if (bf16 && !cpu_has_bf16())
+    throw Error("--bf16: this CPU (" + cpu_isa() +
+                ") has no bf16 instructions (AVX512-BF16 or AMX); LibTorch would emulate bf16 GEMMs at a few "
+                "GFLOP/s, far slower than fp32. Train without --bf16");
   if (out_dir.empty()) throw Error("--out is required");
 }
 
@@ -524,6 +532,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
                   const TaskDataset& eval_ds, const TrainConfig& cfg) {
   cfg.validate();
   if (train_ds.size() == 0) throw Error("training set is empty");
+  const Bf16Scope precision(cfg.bf16);  // training and evaluation forwards alike
   SequenceClassifier& model = base.model;
   Dist* dist = cfg.dist && cfg.dist->world_size() > 1 ? cfg.dist : nullptr;
   const bool writer = !dist || dist->rank() == 0;  // only rank 0 writes files

@@ -40,6 +40,9 @@ struct TrainConfig {
   // Every this many optimizer steps a line {"step", "epoch", "loss", "lr", "skipped"} goes into
   // <out>/steps.jsonl (HF Trainer's logging_steps; 0: no step log). The loss is the global batch's mean.
   int64_t logging_steps = 0;
+  // The model's forward in bf16 autocast (core/precision.h): parameters, gradients, optimizer state and
+  // the loss stay fp32. Refused (validate) on a CPU without AVX512-BF16 / AMX.
+  bool bf16 = false;
   // Continue from <out>/checkpoint/ (an Error when there is none, or when it was written by a run with
   // other settings).
   bool resume = false;

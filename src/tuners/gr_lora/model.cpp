@@ -71,6 +71,9 @@ at::Tensor GrLoraMethod::penalty_sum_efficient(const at::Tensor& per_sample_loss
     const int64_t d_in = A.size(1), d_out = B.size(0);
     at::Tensor d = all ? deltas[m] : deltas[m].index_select(0, idx);
     at::Tensor x = all ? l->rec_x : l->rec_x.index_select(0, idx);
+    // Under --bf16 the recorded branch ran in bf16 autocast: the penalty's own arithmetic is fp32.
+    if (d.scalar_type() != A.scalar_type()) d = d.to(A.scalar_type());
+    if (x.scalar_type() != A.scalar_type()) x = x.to(A.scalar_type());
     d = d.reshape({n_s, -1, d_out});  // [|S|, T, d_out]
     x = x.reshape({n_s, -1, d_in});   // [|S|, T, d_in]   (x̃: the forward's dropped-out input)
     at::Tensor u = at::matmul(x, A.t());                                     // [|S|, T, R]

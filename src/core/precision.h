@@ -1,0 +1,33 @@
+// Compute precision of the model's forward pass (train --bf16; docs/benchmarks.md, "bf16").
+//
+// While a Bf16Scope(true) is alive on this thread, forward_autocast() runs its function under LibTorch's
+// CPU autocast to bfloat16: GEMMs (linear, matmul, bmm) and what follows them until a residual add
+// takes their inputs to bf16, with fp32 accumulation inside oneDNN; parameters stay fp32 (their bf16
+// copies are made per forward and dropped after it), so gradients, AdamW's state and every method's
+// arithmetic stay fp32. The returned tensor is converted back to fp32 (logits: the loss is fp32).
+#pragma once
+#include <functional>
+
+namespace at {
+class Tensor;
+}
+
+namespace lorakit {
+
+class Bf16Scope {
+ public:
+  explicit Bf16Scope(bool on);
+  ~Bf16Scope();
+  Bf16Scope(const Bf16Scope&) = delete;
+  Bf16Scope& operator=(const Bf16Scope&) = delete;
+
+ private:
+  bool prev_;
+};
+
+bool bf16_active();
+
+// f() under bf16 autocast when bf16_active(), else f() as it is; the result in fp32.
+at::Tensor forward_autocast(const std::function<at::Tensor()>& f);
+
+}  // namespace lorakit
