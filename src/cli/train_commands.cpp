@@ -157,6 +157,12 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--bf16", o->t.bf16,
                 "the model's forward in bf16 autocast (GEMMs in bf16; parameters, gradients, AdamW and the loss in "
                 "fp32); only on a CPU with AVX512-BF16 or AMX (lorakit env: isa)");
+  cmd->add_option("--cache-frozen-prefix", o->t.cache_frozen_prefix,
+                  "auto | on | off: run the frozen, deterministic stages below the lowest trainable module once per "
+                  "row and train on their cached output (auto: when that skips an encoder layer, no dropout there, "
+                  "within --cache-max-mb; on: also with dropout there, as in eval mode)")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  cmd->add_option("--cache-max-mb", o->t.cache_max_mb, "memory bound of the frozen-prefix cache, MiB (default 2048)");
   cmd->add_flag("--resume", o->t.resume,
                 "continue the run from <out>/checkpoint/ (same flags as the run that wrote it); ends bit-identical "
                 "to the run never interrupted");

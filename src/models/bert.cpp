@@ -1,5 +1,6 @@
 #include "models/bert.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -167,6 +168,55 @@ at::Tensor BertClassifierImpl::forward(const at::Tensor& input_ids, const at::Te
   at::Tensor h = base(input_ids, attention_mask, token_type_ids);
   if (cfg.is_roberta()) return classifier_head(h.select(1, 0));
   return classifier_linear(dropout(base->pooler(h)));
+}
+
+std::vector<TaskModelImpl::Stage> BertClassifierImpl::prefix_stages() {
+  std::vector<Stage> st;
+  const std::string p = cfg.base_prefix();
+  st.push_back({p + ".embeddings", base->embeddings.ptr(), true});
+  const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
+  for (int64_t i = 0; i < L; ++i)
+    st.push_back({p + ".encoder.layer." + std::to_string(i), base->encoder->layer->ptr(i), i + 1 < L});
+  if (!cfg.is_roberta()) st.push_back({p + ".pooler", base->pooler.ptr(), false});
+  return st;
+}
+
+at::Tensor BertClassifierImpl::forward_to(int64_t k, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                          const at::Tensor& token_type_ids) {
+  const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
+  const int64_t stages = L + (cfg.is_roberta() ? 1 : 2);
+  if (k < 1 || k > stages) throw Error("forward_to: cut " + std::to_string(k) + " is not in 1.." + std::to_string(stages));
+  at::Tensor h = base->embeddings(input_ids, token_type_ids);
+  if (k == 1) return h;
+  at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
+  const at::Tensor bias = additive_mask_bias(mask, h.scalar_type());
+  const int64_t layers = std::min(k - 1, L);
+  for (int64_t i = 0; i < layers; ++i) h = base->encoder->layer->ptr(i)->as<BertLayerImpl>()->forward(h, bias);
+  if (k - 1 < L) return h;
+  at::Tensor first = h.select(1, 0);
+  if (k == L + 1) return first;
+  return at::tanh(base->pooler->dense(first));  // k == L + 2 (BERT)
+}
+
+at::Tensor BertClassifierImpl::forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask) {
+  const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
+  at::Tensor first, pooled;
+  if (k <= L) {
+    at::Tensor h = state;
+    at::Tensor mask = attention_mask.defined()
+                          ? attention_mask
+                          : at::ones({state.size(0), state.size(1)}, at::TensorOptions().dtype(at::kLong));
+    const at::Tensor bias = additive_mask_bias(mask, h.scalar_type());
+    for (int64_t i = k - 1; i < L; ++i) h = base->encoder->layer->ptr(i)->as<BertLayerImpl>()->forward(h, bias);
+    first = h.select(1, 0);
+  } else if (k == L + 1) {
+    first = state;
+  } else {
+    pooled = state;
+  }
+  if (cfg.is_roberta()) return classifier_head(first);
+  if (!pooled.defined()) pooled = at::tanh(base->pooler->dense(first));
+  return classifier_linear(dropout(pooled));
 }
 
 void BertClassifierImpl::init_weights() { init_hf_weights(*this, cfg.initializer_range); }

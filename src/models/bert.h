@@ -102,6 +102,12 @@ struct BertClassifierImpl : TaskModelImpl {
   // Hugging Face's _init_weights: N(0, initializer_range) for linear and embedding weights (padding
   // row zero), zero biases, LayerNorm (1, 0). Uses the global generator: seed it first.
   void init_weights() override;
+  // Stages: embeddings, every encoder layer (the last one's state is its first token, all the heads
+  // read), BERT's pooler.
+  std::vector<Stage> prefix_stages() override;
+  at::Tensor forward_to(int64_t k, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                        const at::Tensor& token_type_ids) override;
+  at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask) override;
   BertModel base{nullptr};
   torch::nn::Dropout dropout{nullptr};                // BERT head
   AdaptableLinear classifier_linear{nullptr};         // BERT head, registered as "classifier"

@@ -14,6 +14,14 @@ at::Tensor TaskModelImpl::forward_pixels(const at::Tensor&) {
   throw Error("model_type '" + cfg.model_type + "' takes token ids, not pixel values");
 }
 
+at::Tensor TaskModelImpl::forward_to(int64_t, const at::Tensor&, const at::Tensor&, const at::Tensor&) {
+  throw Error("model_type '" + cfg.model_type + "' has no frozen-prefix stages");
+}
+
+at::Tensor TaskModelImpl::forward_from(int64_t, const at::Tensor&, const at::Tensor&) {
+  throw Error("model_type '" + cfg.model_type + "' has no frozen-prefix stages");
+}
+
 SequenceClassifier::SequenceClassifier(const ModelConfig& c) : ModuleHolder(nullptr) {
   if (c.is_question_answering())
     impl_ = std::make_shared<QuestionAnsweringModelImpl>(c);

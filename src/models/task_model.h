@@ -6,6 +6,8 @@
 #include <torch/nn/pimpl.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "models/config.h"
 
@@ -22,6 +24,22 @@ struct TaskModelImpl : torch::nn::Module {
   // Hugging Face-style initialisation of whatever is not loaded from a checkpoint (uses the global
   // generator: seed it first).
   virtual void init_weights() = 0;
+
+  // Frozen-prefix caching (train/prefix_cache.h). A family that supports it lists the stages of its
+  // forward in order; "cut k" is the state after stages 0 .. k-1, from which forward_from(k, ...) gives
+  // the logits forward() would. Default: no stages (never cached).
+  struct Stage {
+    std::string name;                             // module path ("bert.encoder.layer.3")
+    std::shared_ptr<torch::nn::Module> module;    // what must be frozen and deterministic to cache past it
+    bool per_token = true;                        // the state after it is [B, T, H] (else [B, H])
+  };
+  virtual std::vector<Stage> prefix_stages() { return {}; }
+  // The state at cut k (1 <= k <= prefix_stages().size()); `input` is the token ids, or the pixel values
+  // of an image model (mask and token types then undefined).
+  virtual at::Tensor forward_to(int64_t k, const at::Tensor& input, const at::Tensor& attention_mask,
+                                const at::Tensor& token_type_ids);
+  // The logits from the state at cut k; `attention_mask` [B, T] is the batch's (undefined: all attended).
+  virtual at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask);
   ModelConfig cfg;
 };
 

@@ -1,5 +1,7 @@
 #include "models/vit.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
@@ -112,6 +114,36 @@ at::Tensor ViTClassifierImpl::forward(const at::Tensor&, const at::Tensor&, cons
 }
 
 at::Tensor ViTClassifierImpl::forward_pixels(const at::Tensor& pixels) { return classifier(base(pixels).select(1, 0)); }
+
+std::vector<TaskModelImpl::Stage> ViTClassifierImpl::prefix_stages() {
+  std::vector<Stage> st;
+  st.push_back({"vit.embeddings", base->embeddings.ptr(), true});
+  const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
+  for (int64_t i = 0; i < L; ++i) st.push_back({"vit.encoder.layer." + std::to_string(i), base->encoder->layer->ptr(i), i + 1 < L});
+  st.push_back({"vit.layernorm", base->layernorm.ptr(), false});
+  return st;
+}
+
+at::Tensor ViTClassifierImpl::forward_to(int64_t k, const at::Tensor& pixels, const at::Tensor&, const at::Tensor&) {
+  const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
+  if (k < 1 || k > L + 2) throw Error("forward_to: cut " + std::to_string(k) + " is not in 1.." + std::to_string(L + 2));
+  at::Tensor h = base->embeddings(pixels);
+  for (int64_t i = 0; i < std::min(k - 1, L); ++i) h = base->encoder->layer->ptr(i)->as<ViTLayerImpl>()->forward(h);
+  if (k - 1 < L) return h;
+  at::Tensor first = h.select(1, 0);  // layernorm is per token: [CLS] alone gives what the head reads
+  return k == L + 1 ? first : base->layernorm(first);
+}
+
+at::Tensor ViTClassifierImpl::forward_from(int64_t k, const at::Tensor& state, const at::Tensor&) {
+  const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
+  at::Tensor h = state;
+  if (k <= L) {
+    for (int64_t i = k - 1; i < L; ++i) h = base->encoder->layer->ptr(i)->as<ViTLayerImpl>()->forward(h);
+    h = h.select(1, 0);
+  }
+  if (k <= L + 1) h = base->layernorm(h);
+  return classifier(h);
+}
 
 void ViTClassifierImpl::init_weights() {
   init_hf_weights(*this, cfg.initializer_range, /*truncated=*/true);

@@ -90,6 +90,10 @@ struct ViTClassifierImpl : TaskModelImpl {
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                      const at::Tensor& token_type_ids) override;  // throws: ViT takes pixels
   at::Tensor forward_pixels(const at::Tensor& pixel_values) override;
+  // Stages: embeddings, every encoder layer (the last one's state is the [CLS] token), the final layernorm.
+  std::vector<Stage> prefix_stages() override;
+  at::Tensor forward_to(int64_t k, const at::Tensor& pixel_values, const at::Tensor&, const at::Tensor&) override;
+  at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor&) override;
   bool takes_pixels() const override { return true; }
   // transformers' ViT init: truncated normal for linear / conv weights, cls_token and position
   // embeddings; zero biases; LayerNorm (1, 0).

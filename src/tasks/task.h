@@ -46,6 +46,8 @@ class TaskDataset {
   virtual Batch collate(const std::vector<size_t>& idx) const = 0;
   // Training-time randomness (augmentation) for the coming epoch; default: none.
   virtual void set_epoch(uint64_t seed) const {}
+  // Whether collate() draws (augmentation): a row's input then differs from epoch to epoch.
+  virtual bool random_rows() const { return false; }
   // The state of what collate() draws from in training (augmentation), as text, for a training
   // checkpoint taken mid-epoch; "" when nothing is drawn.
   virtual std::string rng_state() const { return ""; }

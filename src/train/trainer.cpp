@@ -28,6 +28,7 @@
 #include "text/batching.h"
 #include "train/dist.h"
 #include "train/interrupt.h"
+#include "train/prefix_cache.h"
 #include "train/train_checkpoint.h"
 
 namespace lorakit {
@@ -110,7 +111,7 @@ at::Tensor batch_logits(SequenceClassifier& model, const Batch& b) {
 }
 
 EvalResult evaluate(SequenceClassifier& model, const Task& task, const TaskDataset& ds, int64_t batch_size,
-                    double tau, Dist* dist) {
+                    double tau, Dist* dist, const PrefixCache* cache) {
   auto t0 = Clock::now();
   EvalResult r;
   const bool was_training = model->is_training();
@@ -132,7 +133,7 @@ EvalResult evaluate(SequenceClassifier& model, const Task& task, const TaskDatas
     std::vector<at::Tensor> meta(1, at::zeros({static_cast<int64_t>(batches.size()), 4}, at::kLong));
     for (size_t i = 0; i < batches.size(); ++i) {
       if (static_cast<int64_t>(i) % w != rank) continue;
-      outs[i] = batch_logits(model, ds.collate(batches[i])).to(at::kFloat).contiguous();
+      outs[i] = cached_batch_logits(model, ds.collate(batches[i]), cache).to(at::kFloat).contiguous();
       auto m = meta[0][static_cast<int64_t>(i)];
       m.fill_(1);
       for (int64_t d = 0; d < outs[i].dim() && d < 3; ++d) m[d + 1] = outs[i].size(d);
@@ -152,7 +153,7 @@ EvalResult evaluate(SequenceClassifier& model, const Task& task, const TaskDatas
   } else {
     for (auto& idx : batches) {
       Batch b = ds.collate(idx);
-      score(batch_logits(model, b), b);
+      score(cached_batch_logits(model, b, cache), b);
     }
   }
   const double n = std::max<double>(1, ds.size());
@@ -189,6 +190,7 @@ struct StepRunner::Impl {
   std::vector<at::Tensor> trainable;
   std::unique_ptr<torch::optim::AdamW> opt;
   std::mt19937_64 rng;
+  const PrefixCache* cache = nullptr;
   Impl(SequenceClassifier m, Method& me, const Task& ta, const TrainConfig& c, int64_t t, int64_t w)
       : model(std::move(m)), method(me), task(ta), cfg(c), total(t), warmup(w), rng(c.seed) {}
 };
@@ -215,6 +217,8 @@ StepRunner::~StepRunner() = default;
 
 torch::optim::Optimizer& StepRunner::optimizer() { return *impl_->opt; }
 
+void StepRunner::set_prefix_cache(const PrefixCache* cache) { impl_->cache = cache; }
+
 double StepRunner::current_lr() const {
   return static_cast<torch::optim::AdamWOptions&>(impl_->opt->param_groups()[0].options()).lr();
 }
@@ -226,7 +230,7 @@ StepRunner::Out StepRunner::step(const Batch& b, int64_t epoch, int64_t global_r
   Dist* dist = m.cfg.dist && m.cfg.dist->world_size() > 1 ? m.cfg.dist : nullptr;
   if (dist && global_rows <= 0) throw Error("StepRunner: a data-parallel step needs the global batch's row count");
   m.model->train();
-  at::Tensor logits = batch_logits(m.model, b);
+  at::Tensor logits = cached_batch_logits(m.model, b, m.cache);
   StepInfo info;
   info.step = step_;
   info.total_steps = m.total;
@@ -407,6 +411,8 @@ void TrainConfig::validate() const {
     throw Error("--bf16: this CPU (" + cpu_isa() +
                 ") has no bf16 instructions (AVX512-BF16 or AMX); LibTorch would emulate bf16 GEMMs at a few "
                 "GFLOP/s, far slower than fp32. Train without --bf16");
+  parse_prefix_cache_mode(cache_frozen_prefix);
+  if (cache_max_mb < 0) throw Error("--cache-max-mb must be >= 0, got " + std::to_string(cache_max_mb));
   if (out_dir.empty()) throw Error("--out is required");
 }
 
@@ -624,6 +630,50 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
                  "(--resume continues it instead)\n",
                  join_path(cfg.out_dir, "checkpoint"));
   }
+
+  // Frozen-prefix cache of both sets (train/prefix_cache.h), built before the first step.
+  std::unique_ptr<PrefixCache> train_cache, eval_cache;
+  {
+    const PrefixCacheMode mode = parse_prefix_cache_mode(cfg.cache_frozen_prefix);
+    PrefixCachePlan plan = plan_prefix_cache(model, mode);
+    if (plan.cut > 0 && train_ds.random_rows()) {
+      plan.cut = 0;
+      plan.why_not = "the training rows are augmented (drawn anew every epoch)";
+    }
+    if (plan.cut == 0 && !plan.why_not.empty()) {
+      if (mode == PrefixCacheMode::On) throw Error("--cache-frozen-prefix on: " + plan.why_not);
+      if (writer) fmt::print(stderr, "lorakit: frozen-prefix cache not used: {}\n", plan.why_not);
+    }
+    if (plan.cut > 0) {
+      // A method that reads padded positions (GR-LoRA's norms) gets them as the whole model computes them.
+      const bool keep_padding = method.reads_padded_positions();
+      auto tc = std::make_unique<PrefixCache>(model, plan.cut, keep_padding);
+      auto ec = std::make_unique<PrefixCache>(model, plan.cut, keep_padding);
+      const uint64_t need = tc->estimate_bytes(train_ds) + ec->estimate_bytes(eval_ds);
+      const uint64_t bound = static_cast<uint64_t>(cfg.cache_max_mb) << 20;
+      if (need > bound) {
+        const std::string msg = fmt::format(
+            "the states below {} of {} + {} rows take {:.0f} MiB, over --cache-max-mb {}", plan.first_trainable,
+            train_ds.size(), eval_ds.size(), need / 1048576.0, cfg.cache_max_mb);
+        if (mode == PrefixCacheMode::On) throw Error("--cache-frozen-prefix on: " + msg);
+        if (writer) fmt::print(stderr, "lorakit: frozen-prefix cache not used: {}\n", msg);
+      } else {
+        const auto t0 = Clock::now();
+        tc->build(train_ds, cfg.eval_batch_size);
+        ec->build(eval_ds, cfg.eval_batch_size);
+        train_cache = std::move(tc);
+        eval_cache = std::move(ec);
+        run_cfg["frozen_prefix_cache"] = {{"cached", plan.below}, {"mib", (train_cache->bytes() + eval_cache->bytes()) / 1048576.0}};
+        if (writer)
+          fmt::print(stderr, "lorakit: frozen-prefix cache: {} ({}{}), {:.1f} MiB for {} + {} rows, built in {:.1f} s\n",
+                     plan.below, plan.first_trainable.empty() ? "all frozen" : "below " + plan.first_trainable,
+                     plan.dropout_stage.empty() ? "" : "; dropout off in " + plan.dropout_stage + " and below",
+                     (train_cache->bytes() + eval_cache->bytes()) / 1048576.0, train_ds.size(), eval_ds.size(),
+                     since(t0));
+        runner.set_prefix_cache(train_cache.get());
+      }
+    }
+  }
   if (writer) write_text_atomically(join_path(cfg.out_dir, "train_config.json"), run_cfg.dump(2) + "\n");
 
   // `epoch` / `position`: where the run goes on from (position = batches of `epoch` already taken).
@@ -740,7 +790,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
     }
     const double ep_train_seconds = acc.seconds;
     train_seconds += ep_train_seconds;
-    EvalResult ev = evaluate(model, task, eval_ds, cfg.eval_batch_size, cfg.regression_tau, dist);
+    EvalResult ev = evaluate(model, task, eval_ds, cfg.eval_batch_size, cfg.regression_tau, dist, eval_cache.get());
     const double n_seen = acc.n_seen, correct = acc.correct;
     nlohmann::ordered_json line;
     line["epoch"] = epoch;

@@ -14,6 +14,7 @@
 namespace lorakit {
 
 class Dist;
+class PrefixCache;
 
 struct TrainConfig {
   std::string out_dir;
@@ -43,6 +44,10 @@ struct TrainConfig {
   // The model's forward in bf16 autocast (core/precision.h): parameters, gradients, optimizer state and
   // the loss stay fp32. Refused (validate) on a CPU without AVX512-BF16 / AMX.
   bool bf16 = false;
+  // Frozen-prefix caching (train/prefix_cache.h): "auto" | "on" | "off", and the bound on the cache's memory
+  // (train and eval sets together) in MiB.
+  std::string cache_frozen_prefix = "auto";
+  int64_t cache_max_mb = 2048;
   // Continue from <out>/checkpoint/ (an Error when there is none, or when it was written by a run with
   // other settings).
   bool resume = false;
@@ -68,8 +73,9 @@ at::Tensor batch_logits(SequenceClassifier& model, const Batch& b);
 
 // With `dist` (data parallel), batch i runs on rank i mod W and the outputs are summed into place over ranks,
 // so every rank returns the one-process result.
+// With `cache` (built on `ds`), the forward runs from the cached frozen prefix.
 EvalResult evaluate(SequenceClassifier& model, const Task& task, const TaskDataset& ds, int64_t batch_size,
-                    double regression_tau = 0.5, Dist* dist = nullptr);
+                    double regression_tau = 0.5, Dist* dist = nullptr, const PrefixCache* cache = nullptr);
 
 // Logits [N, C] (float32) of every row of `ds`, in dataset order (eval mode, no grad).
 at::Tensor predict_logits(SequenceClassifier& model, const TaskDataset& ds, int64_t batch_size);
@@ -94,6 +100,8 @@ class StepRunner {
   // batch's mean and the gradients the global batch's (summed over ranks) before clipping.
   Out step(const Batch& b, int64_t epoch, int64_t global_rows);
   int64_t steps_taken() const { return step_; }
+  // Steps' forwards from this cache of the training set's frozen prefix (null: the whole model).
+  void set_prefix_cache(const PrefixCache* cache);
   double current_lr() const;
   torch::optim::Optimizer& optimizer();
   // The runner's part of a training checkpoint: the step counter, the run's generator, every trainable

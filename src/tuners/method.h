@@ -107,6 +107,9 @@ class Method {
   // Called once before training when the run is data-parallel: a method whose forward depends on the whole
   // batch (GR-LoRA's branch norms) sums over ranks with `sum`.
   virtual void set_rank_sum(RankSum sum) {}
+  // Whether the method's forward reads activations at padded positions (GR-LoRA's ‖h‖_F over the whole
+  // batch tensor): a frozen-prefix cache then keeps every row's padded positions too (train/prefix_cache.h).
+  virtual bool reads_padded_positions() const { return false; }
 };
 
 // Counts: trainable parameters, and all parameters (as at inference).

@@ -49,6 +49,7 @@ class ImageDataset : public TaskDataset {
   size_t size() const override { return static_cast<size_t>(s_.count); }
   const std::vector<size_t>& lengths() const override { return lengths_; }
   void set_epoch(uint64_t seed) const override { rng_.seed(seed); }
+  bool random_rows() const override { return augment_; }
   std::string rng_state() const override {
     if (!augment_) return "";
     std::ostringstream os;

@@ -1,0 +1,247 @@
+// Frozen-prefix caching (issue 14): the stages of BERT / RoBERTa reproduce forward() from every cut (also
+// with zeros where the cache leaves padded positions); the plan finds the lowest trainable stage and
+// refuses dropout in the prefix unless asked; training from the cache ends where training without it
+// does, through the CLI, with LoRA dropout above the cut and GR-LoRA's penalty.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <ATen/ATen.h>
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/errors.h"
+#include "core/safetensors.h"
+#include "support/helpers.h"
+#include "support/tiny_model.h"
+#include "train/prefix_cache.h"
+#include "tuners/registry.h"
+
+using namespace lorakit;
+using lorakit::testing::read_jsonl;
+using lorakit::testing::TempDir;
+
+namespace {
+
+double max_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+void check_every_cut(SequenceClassifier& m) {
+  m->eval();
+  torch::NoGradGuard ng;
+  auto in = lorakit::testing::padded_inputs(m->cfg, 12);
+  at::Tensor want = m->forward(in.ids, in.mask, in.tt);
+  const auto stages = m->prefix_stages();
+  ASSERT_GE(stages.size(), 3u);
+  for (int64_t k = 1; k <= static_cast<int64_t>(stages.size()); ++k) {
+    at::Tensor s = m->forward_to(k, in.ids, in.mask, in.tt);
+    EXPECT_LE(max_diff(m->forward_from(k, s, in.mask), want), 1e-6) << stages[k - 1].name;
+    if (stages[static_cast<size_t>(k - 1)].per_token) {
+      ASSERT_EQ(s.dim(), 3);
+      // What the cache hands the suffix: the real tokens' states, zeros where the batch pads.
+      at::Tensor z = s * in.mask.unsqueeze(-1).to(s.scalar_type());
+      EXPECT_NE(max_diff(z, s), 0.0) << "padded positions carry values; the check needs them";
+      EXPECT_LE(max_diff(m->forward_from(k, z, in.mask), want), 1e-6) << stages[k - 1].name << " (padding zeroed)";
+    } else {
+      EXPECT_EQ(s.dim(), 2) << stages[k - 1].name;
+    }
+  }
+}
+
+TEST(PrefixStages, BertReproducesForwardFromEveryCut) {
+  ModelConfig c = lorakit::testing::oracle_config("bert");
+  c.num_hidden_layers = 3;
+  torch::manual_seed(1);
+  SequenceClassifier m(c);
+  m->init_weights();
+  check_every_cut(m);
+  // embeddings, 3 layers, pooler
+  EXPECT_EQ(m->prefix_stages().size(), 5u);
+  EXPECT_EQ(m->prefix_stages().back().name, "bert.pooler");
+}
+
+TEST(PrefixStages, RobertaReproducesForwardFromEveryCut) {
+  ModelConfig c = lorakit::testing::oracle_config("roberta");
+  torch::manual_seed(2);
+  SequenceClassifier m(c);
+  m->init_weights();
+  check_every_cut(m);
+  EXPECT_EQ(m->prefix_stages().size(), 3u);  // embeddings, 2 layers (no pooler)
+}
+
+TEST(PrefixStages, VitReproducesForwardFromEveryCut) {
+  ModelConfig c = lorakit::testing::oracle_config("vit");
+  c.vocab_size = 1;
+  c.image_size = 16;
+  c.patch_size = 4;
+  c.num_channels = 3;
+  c.max_position_embeddings = 17;
+  torch::manual_seed(4);
+  SequenceClassifier m(c);
+  m->init_weights();
+  m->eval();
+  torch::NoGradGuard ng;
+  at::Tensor px = at::randn({3, 3, 16, 16});
+  at::Tensor want = m->forward_pixels(px);
+  const auto stages = m->prefix_stages();
+  ASSERT_EQ(stages.size(), 4u);  // embeddings, 2 layers, layernorm
+  for (int64_t k = 1; k <= 4; ++k)
+    EXPECT_LE(max_diff(m->forward_from(k, m->forward_to(k, px, {}, {}), {}), want), 1e-6) << stages[k - 1].name;
+}
+
+TEST(PrefixStages, FamiliesWithoutStagesAreNeverCached) {
+  ModelConfig c = lorakit::testing::oracle_config("distilbert");
+  SequenceClassifier m(c);
+  EXPECT_TRUE(m->prefix_stages().empty());
+  EXPECT_EQ(plan_prefix_cache(m, PrefixCacheMode::Auto).cut, 0);
+  auto on = plan_prefix_cache(m, PrefixCacheMode::On);
+  EXPECT_EQ(on.cut, 0);
+  EXPECT_NE(on.why_not.find("distilbert"), std::string::npos) << on.why_not;
+}
+
+SequenceClassifier attached(double dropout, const std::string& method, const std::string& regex) {
+  ModelConfig c = lorakit::testing::oracle_config("bert");
+  c.num_hidden_layers = 3;
+  c.hidden_dropout_prob = c.attention_probs_dropout_prob = dropout;
+  torch::manual_seed(3);
+  SequenceClassifier m(c);
+  m->init_weights();
+  MethodOptions mo;
+  mo.lora.target_regex = regex;
+  mo.lora.modules_to_save = {"classifier"};
+  static std::vector<std::unique_ptr<Method>> keep;  // the method outlives the test's model
+  keep.push_back(make_method(method, mo));
+  keep.back()->attach(m);
+  return m;
+}
+
+TEST(PrefixPlan, CutsBelowTheLowestTrainableStage) {
+  auto m = attached(0.0, "lora", R"(.*encoder\.layer\.2\.attention\.self\.(query|value))");
+  auto p = plan_prefix_cache(m, PrefixCacheMode::Auto);
+  EXPECT_EQ(p.cut, 3);  // embeddings, layers 0 and 1
+  EXPECT_EQ(p.first_trainable, "bert.encoder.layer.2");
+  EXPECT_EQ(p.below, "bert.embeddings .. bert.encoder.layer.1");
+  EXPECT_EQ(plan_prefix_cache(m, PrefixCacheMode::Off).cut, 0);
+
+  // LoRA on the pooler: every layer is cached (the last one's state is its first token).
+  auto h = attached(0.0, "lora", R"(bert\.pooler\.dense)");
+  EXPECT_EQ(plan_prefix_cache(h, PrefixCacheMode::Auto).cut, 4);
+
+  // LoRA on every layer: the embeddings alone are not worth caching unless asked.
+  auto all = attached(0.0, "lora", R"(.*\.(query|value))");
+  EXPECT_EQ(plan_prefix_cache(all, PrefixCacheMode::Auto).cut, 0);
+  EXPECT_EQ(plan_prefix_cache(all, PrefixCacheMode::On).cut, 1);
+}
+
+TEST(PrefixPlan, DropoutInThePrefixNeedsOn) {
+  auto m = attached(0.1, "lora", R"(.*encoder\.layer\.2\.attention\.self\.(query|value))");
+  auto a = plan_prefix_cache(m, PrefixCacheMode::Auto);
+  EXPECT_EQ(a.cut, 0);
+  EXPECT_NE(a.why_not.find("dropout"), std::string::npos) << a.why_not;
+  EXPECT_NE(a.why_not.find("--cache-frozen-prefix on"), std::string::npos) << a.why_not;
+  auto on = plan_prefix_cache(m, PrefixCacheMode::On);
+  EXPECT_EQ(on.cut, 3);
+  EXPECT_EQ(on.dropout_stage, "bert.embeddings");
+}
+
+TEST(PrefixPlan, FullFineTuningHasNoFrozenPrefix) {
+  auto m = attached(0.0, "full", "");
+  EXPECT_EQ(plan_prefix_cache(m, PrefixCacheMode::Auto).cut, 0);
+  auto on = plan_prefix_cache(m, PrefixCacheMode::On);
+  EXPECT_EQ(on.cut, 0);
+  EXPECT_NE(on.why_not.find("bert.embeddings"), std::string::npos) << on.why_not;
+  EXPECT_THROW(parse_prefix_cache_mode("yes"), Error);
+}
+
+// Through the CLI on real MRPC rows: a 3-layer model without dropout, LoRA (dropout 0.1 on its branch)
+// on the top layer only.
+class PrefixCacheCli : public lorakit::testing::TinyModelSuite<PrefixCacheCli> {
+ public:
+  static constexpr const char* kModelFlags = "--layers 3 --max-position 64 --dropout 0";
+
+ protected:
+  static lorakit::testing::RunResult train(const std::string& flags, const std::string& out) {
+    return lorakit::testing::run_cli(train_args(flags, out));
+  }
+  static std::string train_args(const std::string& flags, const std::string& out) {
+    return std::string(
+        "train --model ") + model() + " --task mrpc --data " + data() +
+        " --max-train-samples 64 --max-eval-samples 32 --max-seq-len 40 --batch-size 8 --epochs 2 --lr 5e-3"
+        " --lora-dropout 0.1 --seed 5 --threads 1 --no-progress "
+        "--target-regex '.*encoder\\.layer\\.2\\.(attention\\.self\\.(query|value)|output\\.dense)' " +
+        flags + " --out " + out;
+  }
+};
+
+void expect_same_run(const std::string& a, const std::string& b, double tol) {
+  auto la = read_jsonl(a + "/metrics.jsonl"), lb = read_jsonl(b + "/metrics.jsonl");
+  ASSERT_EQ(la.size(), 2u);
+  ASSERT_EQ(la.size(), lb.size());
+  size_t compared = 0;
+  for (size_t e = 0; e < la.size(); ++e)
+    for (auto& [k, v] : la[e].items()) {
+      if (!v.is_number_float() || k.find("second") != std::string::npos) continue;
+      ASSERT_TRUE(lb[e].contains(k)) << k;
+      EXPECT_NEAR(v.get<double>(), lb[e][k].get<double>(), tol) << "epoch " << e + 1 << " " << k;
+      ++compared;
+    }
+  EXPECT_GE(compared, 6u);
+  auto ta = st::load_file(a + "/last/adapter_model.safetensors"), tb = st::load_file(b + "/last/adapter_model.safetensors");
+  ASSERT_EQ(ta.size(), tb.size());
+  ASSERT_GE(ta.size(), 4u);
+  for (size_t i = 0; i < ta.size(); ++i) {
+    ASSERT_EQ(ta[i].first, tb[i].first);
+    EXPECT_LE(max_diff(ta[i].second, tb[i].second), tol) << ta[i].first;
+  }
+}
+
+TEST_F(PrefixCacheCli, TrainingFromTheCacheEqualsTrainingWithout) {
+  TempDir d;
+  for (const char* method : {"lora", "gr-lora"}) {
+    const std::string m = std::string("--method ") + method;
+    auto off = train(m + " --cache-frozen-prefix off", d.file(std::string(method) + "-off"));
+    ASSERT_EQ(off.exit_code, 0) << off.output;
+    EXPECT_EQ(off.output.find("frozen-prefix cache"), std::string::npos) << off.output;
+    auto on = train(m, d.file(std::string(method) + "-auto"));
+    ASSERT_EQ(on.exit_code, 0) << on.output;
+    EXPECT_NE(on.output.find("frozen-prefix cache: bert.embeddings .. bert.encoder.layer.1 (below bert.encoder.layer.2)"),
+              std::string::npos)
+        << on.output;
+    expect_same_run(d.file(std::string(method) + "-off"), d.file(std::string(method) + "-auto"), 1e-5);
+  }
+}
+
+// Killed mid-epoch and resumed, a cached run rebuilds the same cache and ends byte-identical.
+TEST_F(PrefixCacheCli, AKilledCachedRunResumesByteIdentical) {
+  TempDir d;
+  const std::string flags = "--method gr-lora --save-steps 3";
+  auto ref = train(flags, d.file("ref"));
+  ASSERT_EQ(ref.exit_code, 0) << ref.output;
+  auto r1 = lorakit::testing::run_command("LORAKIT_FAULT=step:5 " + std::string(LORAKIT_CLI) + " " +
+                                          train_args(flags, d.file("run")));
+  ASSERT_EQ(r1.exit_code, 128 + SIGKILL) << r1.output;
+  auto r2 = lorakit::testing::run_cli(train_args(flags, d.file("run")) + " --resume");
+  ASSERT_EQ(r2.exit_code, 0) << r2.output;
+  EXPECT_NE(r2.output.find("frozen-prefix cache:"), std::string::npos) << r2.output;
+  for (const char* f : {"last/adapter_model.safetensors", "best/adapter_model.safetensors"})
+    EXPECT_EQ(lorakit::testing::read_bytes(d.file("ref") + "/" + f), lorakit::testing::read_bytes(d.file("run") + "/" + f))
+        << f;
+  expect_same_run(d.file("ref"), d.file("run"), 0.0);
+}
+
+TEST_F(PrefixCacheCli, OnRefusesWhatCannotBeCachedByName) {
+  TempDir d;
+  auto full = train("--method full --cache-frozen-prefix on", d.file("full"));
+  EXPECT_NE(full.exit_code, 0);
+  EXPECT_NE(full.output.find("--cache-frozen-prefix on: nothing below the lowest trainable module (bert.embeddings)"),
+            std::string::npos)
+      << full.output;
+  auto big = train("--cache-frozen-prefix on --cache-max-mb 0", d.file("big"));
+  EXPECT_NE(big.exit_code, 0);
+  EXPECT_NE(big.output.find("over --cache-max-mb 0"), std::string::npos) << big.output;
+  auto bad = train("--cache-frozen-prefix maybe", d.file("bad"));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--cache-frozen-prefix"), std::string::npos) << bad.output;
+}
+
+}  // namespace
