@@ -19,15 +19,6 @@ PrefixCacheMode parse_prefix_cache_mode(const std::string& s) {
   throw Error("--cache-frozen-prefix: '" + s + "' is not one of auto, on, off");
 }
 
-const char* prefix_cache_mode_name(PrefixCacheMode m) {
-  switch (m) {
-    case PrefixCacheMode::Off: return "off";
-    case PrefixCacheMode::Auto: return "auto";
-    case PrefixCacheMode::On: return "on";
-  }
-  return "?";
-}
-
 namespace {
 
 bool has_trainable(torch::nn::Module& m) {
@@ -53,7 +44,7 @@ PrefixCachePlan plan_prefix_cache(SequenceClassifier& model, PrefixCacheMode mod
   const auto stages = model->prefix_stages();
   if (stages.empty()) {
     if (mode == PrefixCacheMode::On)
-      plan.why_not = "model_type '" + model->cfg.model_type + "' has no frozen-prefix stages (BERT and RoBERTa do)";
+      plan.why_not = "model_type '" + model->cfg.model_type + "' has no frozen-prefix stages (BERT, RoBERTa and ViT do)";
     return plan;
   }
   int64_t cut = 0;
@@ -138,16 +129,15 @@ void PrefixCache::build(const TaskDataset& ds, int64_t batch_size) {
       return model_->forward_to(cut_, pixels ? b.pixel_values : b.input_ids, mask, b.token_type_ids);
     });
     state = state.to(at::kFloat);
+    // Per-token rows keep every position for images (all real) and with keep_padding (padded ones
+    // included); else a row's real tokens, its first mask-sum positions (right padding).
     at::Tensor lens;
-    if (per_token_ && !pixels && keep_padding_) {
-      lens = at::full({state.size(0)}, state.size(1), at::kLong);  // every position, padded ones included
-    } else if (per_token_ && !pixels) {
-      // Right padding: a row's real tokens are its first mask-sum positions.
+    if (per_token_ && (pixels || keep_padding_)) {
+      lens = at::full({state.size(0)}, state.size(1), at::kLong);
+    } else if (per_token_) {
       lens = mask.sum(1);
       if (!at::equal(mask.cumprod(1).sum(1), lens))
         throw Error("prefix cache: a batch's attention mask is not right-padded (ones, then zeros)");
-    } else if (per_token_) {
-      lens = at::full({state.size(0)}, state.size(1), at::kLong);  // images: every position is real
     }
     for (size_t j = 0; j < idx.size(); ++j) {
       const int64_t jj = static_cast<int64_t>(j);

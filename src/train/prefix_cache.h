@@ -9,7 +9,7 @@
 //                               an error when there is no frozen prefix or it does not fit
 //   --cache-frozen-prefix off
 //
-// Families opt in through TaskModelImpl::prefix_stages (BERT and RoBERTa today).
+// Families opt in through TaskModelImpl::prefix_stages (BERT, RoBERTa and ViT today).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -24,12 +24,11 @@ namespace lorakit {
 enum class PrefixCacheMode { Off, Auto, On };
 // "off" | "auto" | "on"; anything else: an Error naming --cache-frozen-prefix.
 PrefixCacheMode parse_prefix_cache_mode(const std::string& s);
-const char* prefix_cache_mode_name(PrefixCacheMode m);
 
 struct PrefixCachePlan {
   int64_t cut = 0;                 // stages below the cut are cached (0: no cache)
   std::string below;               // the stages cached, in words ("bert.embeddings .. bert.encoder.layer.2")
-  std::string first_trainable;     // the first stage that is not (or "" when every stage is frozen)
+  std::string first_trainable;     // the first stage that is not ("the task head" when every stage is frozen)
   std::string dropout_stage;       // a cached stage with dropout p > 0 (only with mode On)
   std::string why_not;             // when cut == 0 and caching would have applied: why it is not used
 };

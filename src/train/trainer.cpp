@@ -666,7 +666,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
         run_cfg["frozen_prefix_cache"] = {{"cached", plan.below}, {"mib", (train_cache->bytes() + eval_cache->bytes()) / 1048576.0}};
         if (writer)
           fmt::print(stderr, "lorakit: frozen-prefix cache: {} ({}{}), {:.1f} MiB for {} + {} rows, built in {:.1f} s\n",
-                     plan.below, plan.first_trainable.empty() ? "all frozen" : "below " + plan.first_trainable,
+                     plan.below, "below " + plan.first_trainable,
                      plan.dropout_stage.empty() ? "" : "; dropout off in " + plan.dropout_stage + " and below",
                      (train_cache->bytes() + eval_cache->bytes()) / 1048576.0, train_ds.size(), eval_ds.size(),
                      since(t0));
