@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   int64_t layers = 12, hidden = 768, heads = 12, inter = 3072, vocab = 30522, batch = 32, seq = 128, r = 8;
   int steps = 5, warmup = 1, threads = 0;
   std::vector<std::string> opts;
-  bool json_out = false, stats = false, bf16 = false;
+  bool json_out = false, stats = false, bf16 = false, prune = true;
   app.add_option("--method", method);
   app.add_option("--arch", arch, "bert | roberta | distilbert | deberta-v2 | vit");
   app.add_option("--image-size", image_size, "vit: image side (176 / 16 → 121 patches + [CLS] = 122 tokens)");
@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   app.add_option("--opt", opts, "method option key=value (repeatable), as MethodOptions::extra");
   app.add_flag("--json", json_out);
+  app.add_flag("!--no-prune-last-layer", prune, "the last layer at every position, as train --no-prune-last-layer");
   app.add_flag("--bf16", bf16, "the forward in bf16 autocast, as train --bf16 (refused without AVX512-BF16 / AMX)");
   app.add_flag("--stats", stats, "then print the method's epoch_stats() as JSON (gr-lora: --opt gr_profile=true adds per-phase ms)");
   CLI11_PARSE(app, argc, argv);
@@ -119,6 +120,7 @@ int main(int argc, char** argv) {
   TrainConfig tc;
   tc.lr = 1e-4;
   tc.bf16 = bf16;
+  tc.prune_last_layer = prune;
   if (bf16 && !cpu_has_bf16()) {
     fmt::print(stderr, "bench_step: --bf16: this CPU ({}) has no bf16 instructions\n", cpu_isa());
     return 1;
@@ -152,13 +154,13 @@ int main(int argc, char** argv) {
   const int64_t trainable = count_trainable(*model);
   if (json_out) {
     nlohmann::json j = {{"arch", arch}, {"method", method}, {"layers", layers}, {"hidden", hidden}, {"batch", batch}, {"seq", seq},
-                        {"r", r}, {"bf16", bf16}, {"threads", at::get_num_threads()}, {"mean_ms", mean}, {"min_ms", mn},
+                        {"r", r}, {"bf16", bf16}, {"prune_last_layer", model->prune_last_layer}, {"threads", at::get_num_threads()}, {"mean_ms", mean}, {"min_ms", mn},
                         {"peak_rss_mib", rss_mib}, {"trainable_params", trainable}, {"opts", mo.extra}};
     fmt::print("{}\n", j.dump());
   } else {
-    fmt::print("arch {} method {:<10}{} layers {} hidden {} batch {} seq {} r {} threads {} | step mean {:.1f} ms, min {:.1f} ms | "
+    fmt::print("arch {} method {:<10}{}{} layers {} hidden {} batch {} seq {} r {} threads {} | step mean {:.1f} ms, min {:.1f} ms | "
                "peak RSS {:.0f} MiB | trainable {}\n",
-               arch, method, bf16 ? " bf16" : "", layers, hidden, batch, seq, r, at::get_num_threads(), mean, mn, rss_mib, trainable);
+               arch, method, bf16 ? " bf16" : "", model->prune_last_layer ? "" : " unpruned", layers, hidden, batch, seq, r, at::get_num_threads(), mean, mn, rss_mib, trainable);
   }
   if (stats) fmt::print("{}\n", m->epoch_stats().dump());
   return 0;

@@ -71,6 +71,7 @@ void add_predict(CLI::App& app) {
     auto examples = read_glue_subset(task, path, -1, false, 0, data::LabelMode::Auto);
     EncodedDataset ds(examples, *tok, static_cast<size_t>(o->max_seq_len), task.is_regression,
                       /*allow_unlabeled=*/true);
+    m.lm.model->prune_last_layer = m.lm.model->supports_last_layer_pruning();  // the same logits, fewer FLOPs
     at::Tensor logits = predict_logits(m.lm.model, ds, o->batch_size);
     const int64_t n = logits.size(0), c = logits.size(1);
     auto acc = logits.accessor<float, 2>();

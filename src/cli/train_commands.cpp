@@ -163,6 +163,9 @@ void add_train(CLI::App& app) {
                   "within --cache-max-mb; on: also with dropout there, as in eval mode)")
       ->check(CLI::IsMember({"auto", "on", "off"}));
   cmd->add_option("--cache-max-mb", o->t.cache_max_mb, "memory bound of the frozen-prefix cache, MiB (default 2048)");
+  cmd->add_flag("!--no-prune-last-layer", o->t.prune_last_layer,
+                "compute the last encoder layer at every position (default: at the first alone, the one the head "
+                "reads: the same logits, fewer FLOPs; BERT, RoBERTa, DistilBERT, ViT; never for GR-LoRA)");
   cmd->add_flag("--resume", o->t.resume,
                 "continue the run from <out>/checkpoint/ (same flags as the run that wrote it); ends bit-identical "
                 "to the run never interrupted");
@@ -287,6 +290,7 @@ void add_eval(CLI::App& app) {
     TaskOptions to = o->d.t;
     to.max_seq_len = effective_seq_len(m.lm.config, to.max_seq_len);
     auto ds = task->load(Split::Eval, m.lm, to);
+    m.lm.model->prune_last_layer = m.lm.model->supports_last_layer_pruning();  // the same logits, fewer FLOPs
     EvalResult r = evaluate(m.lm.model, *task, *ds, o->batch_size);
     nlohmann::ordered_json j;
     j["task"] = task->name();

@@ -66,15 +66,15 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const ModelConfig& c)
   dropout = register_module("dropout", torch::nn::Dropout(c.attention_probs_dropout_prob));
 }
 
-at::Tensor BertSelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias) {
-  const int64_t B = x.size(0), T = x.size(1);
-  auto split = [&](const at::Tensor& t) { return t.view({B, T, heads, head_dim}).transpose(1, 2); };
-  at::Tensor q = split(query(x)), k = split(key(x)), v = split(value(x));
+at::Tensor BertSelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias, bool first_only) {
+  const int64_t B = x.size(0), T = x.size(1), Tq = first_only ? 1 : T;
+  auto split = [&](const at::Tensor& t) { return t.view({B, t.size(1), heads, head_dim}).transpose(1, 2); };
+  at::Tensor q = split(query(first_only ? x.narrow(1, 0, 1) : x)), k = split(key(x)), v = split(value(x));
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));
   if (mask_bias.defined()) scores = scores + mask_bias;
   at::Tensor probs = dropout(at::softmax(scores, -1));
-  at::Tensor ctx = at::matmul(probs, v);  // [B, heads, T, head_dim]
-  return ctx.transpose(1, 2).reshape({B, T, heads * head_dim});
+  at::Tensor ctx = at::matmul(probs, v);  // [B, heads, Tq, head_dim]
+  return ctx.transpose(1, 2).reshape({B, Tq, heads * head_dim});
 }
 
 BertResidualOutputImpl::BertResidualOutputImpl(const ModelConfig& c, int64_t in_features) {
@@ -93,8 +93,8 @@ BertAttentionImpl::BertAttentionImpl(const ModelConfig& c) {
   output = register_module("output", BertResidualOutput(c, c.hidden_size));
 }
 
-at::Tensor BertAttentionImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias) {
-  return output(self(x, mask_bias), x);
+at::Tensor BertAttentionImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias, bool first_only) {
+  return output(self(x, mask_bias, first_only), first_only ? x.narrow(1, 0, 1) : x);
 }
 
 BertIntermediateImpl::BertIntermediateImpl(const ModelConfig& c) : act(c.hidden_act) {
@@ -111,8 +111,8 @@ BertLayerImpl::BertLayerImpl(const ModelConfig& c) {
   output = register_module("output", BertResidualOutput(c, c.intermediate_size));
 }
 
-at::Tensor BertLayerImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias) {
-  at::Tensor a = attention(x, mask_bias);
+at::Tensor BertLayerImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias, bool first_only) {
+  at::Tensor a = attention(x, mask_bias, first_only);
   return output(intermediate(a), a);
 }
 
@@ -165,6 +165,11 @@ BertClassifierImpl::BertClassifierImpl(const ModelConfig& c) : TaskModelImpl(c) 
 
 at::Tensor BertClassifierImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                            const at::Tensor& token_type_ids) {
+  if (prune_last_layer) {
+    if (input_ids.dim() != 2)
+      throw Error("input_ids must be [batch, seq], got " + std::to_string(input_ids.dim()) + " dims");
+    return forward_from(1, base->embeddings(input_ids, token_type_ids), attention_mask);
+  }
   at::Tensor h = base(input_ids, attention_mask, token_type_ids);
   if (cfg.is_roberta()) return classifier_head(h.select(1, 0));
   return classifier_linear(dropout(base->pooler(h)));
@@ -191,7 +196,8 @@ at::Tensor BertClassifierImpl::forward_to(int64_t k, const at::Tensor& input_ids
   at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
   const at::Tensor bias = additive_mask_bias(mask, h.scalar_type());
   const int64_t layers = std::min(k - 1, L);
-  for (int64_t i = 0; i < layers; ++i) h = base->encoder->layer->ptr(i)->as<BertLayerImpl>()->forward(h, bias);
+  for (int64_t i = 0; i < layers; ++i)
+    h = base->encoder->layer->ptr(i)->as<BertLayerImpl>()->forward(h, bias, prune_last_layer && i + 1 == L);
   if (k - 1 < L) return h;
   at::Tensor first = h.select(1, 0);
   if (k == L + 1) return first;
@@ -207,7 +213,8 @@ at::Tensor BertClassifierImpl::forward_from(int64_t k, const at::Tensor& state, 
                           ? attention_mask
                           : at::ones({state.size(0), state.size(1)}, at::TensorOptions().dtype(at::kLong));
     const at::Tensor bias = additive_mask_bias(mask, h.scalar_type());
-    for (int64_t i = k - 1; i < L; ++i) h = base->encoder->layer->ptr(i)->as<BertLayerImpl>()->forward(h, bias);
+    for (int64_t i = k - 1; i < L; ++i)
+      h = base->encoder->layer->ptr(i)->as<BertLayerImpl>()->forward(h, bias, prune_last_layer && i + 1 == L);
     first = h.select(1, 0);
   } else if (k == L + 1) {
     first = state;

@@ -27,7 +27,9 @@ TORCH_MODULE(BertEmbeddings);
 
 struct BertSelfAttentionImpl : torch::nn::Module {
   explicit BertSelfAttentionImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias);
+  // first_only: the query (and so the output) at the first position alone, [B, 1, H]; keys and values
+  // from every position (TaskModelImpl::prune_last_layer).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias, bool first_only = false);
   int64_t heads, head_dim;
   AdaptableLinear query{nullptr}, key{nullptr}, value{nullptr};
   torch::nn::Dropout dropout{nullptr};
@@ -46,7 +48,7 @@ TORCH_MODULE(BertResidualOutput);
 
 struct BertAttentionImpl : torch::nn::Module {
   explicit BertAttentionImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias, bool first_only = false);
   BertSelfAttention self{nullptr};
   BertResidualOutput output{nullptr};
 };
@@ -62,7 +64,8 @@ TORCH_MODULE(BertIntermediate);
 
 struct BertLayerImpl : torch::nn::Module {
   explicit BertLayerImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias);
+  // first_only: the layer's output at the first position alone, [B, 1, H].
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias, bool first_only = false);
   BertAttention attention{nullptr};
   BertIntermediate intermediate{nullptr};
   BertResidualOutput output{nullptr};
@@ -108,6 +111,7 @@ struct BertClassifierImpl : TaskModelImpl {
   at::Tensor forward_to(int64_t k, const at::Tensor& input_ids, const at::Tensor& attention_mask,
                         const at::Tensor& token_type_ids) override;
   at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask) override;
+  bool supports_last_layer_pruning() const override { return true; }
   BertModel base{nullptr};
   torch::nn::Dropout dropout{nullptr};                // BERT head
   AdaptableLinear classifier_linear{nullptr};         // BERT head, registered as "classifier"

@@ -36,15 +36,15 @@ DistilBertAttentionImpl::DistilBertAttentionImpl(const ModelConfig& c)
   dropout = register_module("dropout", torch::nn::Dropout(c.attention_probs_dropout_prob));
 }
 
-at::Tensor DistilBertAttentionImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias) {
-  const int64_t B = x.size(0), T = x.size(1);
-  auto split = [&](const at::Tensor& t) { return t.view({B, T, heads, head_dim}).transpose(1, 2); };
+at::Tensor DistilBertAttentionImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias, bool first_only) {
+  const int64_t B = x.size(0), Tq = first_only ? 1 : x.size(1);
+  auto split = [&](const at::Tensor& t) { return t.view({B, t.size(1), heads, head_dim}).transpose(1, 2); };
   // transformers scales q before the product: q / sqrt(dim_per_head).
-  at::Tensor q = split(q_lin(x)) / std::sqrt(static_cast<double>(head_dim));
+  at::Tensor q = split(q_lin(first_only ? x.narrow(1, 0, 1) : x)) / std::sqrt(static_cast<double>(head_dim));
   at::Tensor k = split(k_lin(x)), v = split(v_lin(x));
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) + mask_bias;
   at::Tensor ctx = at::matmul(dropout(at::softmax(scores, -1)), v);
-  return out_lin(ctx.transpose(1, 2).reshape({B, T, heads * head_dim}));
+  return out_lin(ctx.transpose(1, 2).reshape({B, Tq, heads * head_dim}));
 }
 
 DistilBertFFNImpl::DistilBertFFNImpl(const ModelConfig& c) : act(c.hidden_act) {
@@ -63,8 +63,8 @@ DistilBertBlockImpl::DistilBertBlockImpl(const ModelConfig& c) {
       register_module("output_layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(1e-12)));
 }
 
-at::Tensor DistilBertBlockImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias) {
-  at::Tensor sa = sa_layer_norm(attention(x, mask_bias) + x);
+at::Tensor DistilBertBlockImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias, bool first_only) {
+  at::Tensor sa = sa_layer_norm(attention(x, mask_bias, first_only) + (first_only ? x.narrow(1, 0, 1) : x));
   return output_layer_norm(ffn(sa) + sa);
 }
 
@@ -99,8 +99,18 @@ DistilBertClassifierImpl::DistilBertClassifierImpl(const ModelConfig& c) : TaskM
 
 at::Tensor DistilBertClassifierImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                              const at::Tensor& /*token_type_ids: DistilBERT has none*/) {
-  at::Tensor h = base(input_ids, attention_mask).select(1, 0);
-  return classifier(dropout(at::relu(pre_classifier(h))));
+  at::Tensor h;
+  if (prune_last_layer) {
+    h = base->embeddings(input_ids);
+    const at::Tensor bias = additive_mask_bias(attention_mask.defined() ? attention_mask : at::ones_like(input_ids),
+                                               h.scalar_type());
+    const int64_t L = static_cast<int64_t>(base->transformer->layer->size());
+    for (int64_t i = 0; i < L; ++i)
+      h = base->transformer->layer->ptr(i)->as<DistilBertBlockImpl>()->forward(h, bias, i + 1 == L);
+  } else {
+    h = base(input_ids, attention_mask);
+  }
+  return classifier(dropout(at::relu(pre_classifier(h.select(1, 0)))));
 }
 
 at::Tensor sinusoidal_positions(int64_t n_pos, int64_t dim) {

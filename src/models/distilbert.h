@@ -27,7 +27,8 @@ TORCH_MODULE(DistilBertEmbeddings);
 
 struct DistilBertAttentionImpl : torch::nn::Module {
   explicit DistilBertAttentionImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias);
+  // first_only: the first position's query alone, [B, 1, dim] (TaskModelImpl::prune_last_layer).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias, bool first_only = false);
   int64_t heads, head_dim;
   AdaptableLinear q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
   torch::nn::Dropout dropout{nullptr};
@@ -45,7 +46,7 @@ TORCH_MODULE(DistilBertFFN);
 
 struct DistilBertBlockImpl : torch::nn::Module {
   explicit DistilBertBlockImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias, bool first_only = false);
   DistilBertAttention attention{nullptr};
   torch::nn::LayerNorm sa_layer_norm{nullptr}, output_layer_norm{nullptr};
   DistilBertFFN ffn{nullptr};
@@ -73,6 +74,7 @@ struct DistilBertClassifierImpl : TaskModelImpl {
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                      const at::Tensor& token_type_ids) override;
   void init_weights() override;
+  bool supports_last_layer_pruning() const override { return true; }
   DistilBertModel base{nullptr};
   AdaptableLinear pre_classifier{nullptr}, classifier{nullptr};
   torch::nn::Dropout dropout{nullptr};

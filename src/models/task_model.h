@@ -40,6 +40,13 @@ struct TaskModelImpl : torch::nn::Module {
                                 const at::Tensor& token_type_ids);
   // The logits from the state at cut k; `attention_mask` [B, T] is the batch's (undefined: all attended).
   virtual at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask);
+  // The head reads the last encoder layer at the first position only ([CLS]): when true, a family that
+  // supports it (BERT, RoBERTa, DistilBERT, ViT) runs that layer's query, attention output and feed-forward for
+  // the first position alone (keys and values still for all), the same logits at a fraction of the layer's
+  // cost, forward and backward. Off by default (forward() then is transformers' computation step for step);
+  // the trainer turns it on (TrainConfig::prune_last_layer) unless the method reads the unread positions.
+  bool prune_last_layer = false;
+  virtual bool supports_last_layer_pruning() const { return false; }
   ModelConfig cfg;
 };
 

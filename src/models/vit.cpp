@@ -69,7 +69,9 @@ ViTAttentionImpl::ViTAttentionImpl(const ModelConfig& c) {
   output = register_module("output", ViTSelfOutput(c, c.hidden_size));
 }
 
-at::Tensor ViTAttentionImpl::forward(const at::Tensor& x) { return output(attention(x, at::Tensor())); }
+at::Tensor ViTAttentionImpl::forward(const at::Tensor& x, bool first_only) {
+  return output(attention(x, at::Tensor(), first_only));
+}
 
 ViTLayerImpl::ViTLayerImpl(const ModelConfig& c) {
   auto ln = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)); };
@@ -80,8 +82,8 @@ ViTLayerImpl::ViTLayerImpl(const ModelConfig& c) {
   layernorm_after = register_module("layernorm_after", ln());
 }
 
-at::Tensor ViTLayerImpl::forward(const at::Tensor& x) {
-  at::Tensor h = attention(layernorm_before(x)) + x;
+at::Tensor ViTLayerImpl::forward(const at::Tensor& x, bool first_only) {
+  at::Tensor h = attention(layernorm_before(x), first_only) + (first_only ? x.narrow(1, 0, 1) : x);
   return output(intermediate(layernorm_after(h))) + h;
 }
 
@@ -113,7 +115,10 @@ at::Tensor ViTClassifierImpl::forward(const at::Tensor&, const at::Tensor&, cons
   throw Error("model_type 'vit' takes pixel values (an image task), not token ids");
 }
 
-at::Tensor ViTClassifierImpl::forward_pixels(const at::Tensor& pixels) { return classifier(base(pixels).select(1, 0)); }
+at::Tensor ViTClassifierImpl::forward_pixels(const at::Tensor& pixels) {
+  if (prune_last_layer) return forward_from(1, base->embeddings(pixels), at::Tensor());
+  return classifier(base(pixels).select(1, 0));
+}
 
 std::vector<TaskModelImpl::Stage> ViTClassifierImpl::prefix_stages() {
   std::vector<Stage> st;
@@ -128,7 +133,8 @@ at::Tensor ViTClassifierImpl::forward_to(int64_t k, const at::Tensor& pixels, co
   const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
   if (k < 1 || k > L + 2) throw Error("forward_to: cut " + std::to_string(k) + " is not in 1.." + std::to_string(L + 2));
   at::Tensor h = base->embeddings(pixels);
-  for (int64_t i = 0; i < std::min(k - 1, L); ++i) h = base->encoder->layer->ptr(i)->as<ViTLayerImpl>()->forward(h);
+  for (int64_t i = 0; i < std::min(k - 1, L); ++i)
+    h = base->encoder->layer->ptr(i)->as<ViTLayerImpl>()->forward(h, prune_last_layer && i + 1 == L);
   if (k - 1 < L) return h;
   at::Tensor first = h.select(1, 0);  // layernorm is per token: [CLS] alone gives what the head reads
   return k == L + 1 ? first : base->layernorm(first);
@@ -138,7 +144,8 @@ at::Tensor ViTClassifierImpl::forward_from(int64_t k, const at::Tensor& state, c
   const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
   at::Tensor h = state;
   if (k <= L) {
-    for (int64_t i = k - 1; i < L; ++i) h = base->encoder->layer->ptr(i)->as<ViTLayerImpl>()->forward(h);
+    for (int64_t i = k - 1; i < L; ++i)
+      h = base->encoder->layer->ptr(i)->as<ViTLayerImpl>()->forward(h, prune_last_layer && i + 1 == L);
     h = h.select(1, 0);
   }
   if (k <= L + 1) h = base->layernorm(h);

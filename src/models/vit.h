@@ -51,7 +51,7 @@ TORCH_MODULE(ViTSelfOutput);
 
 struct ViTAttentionImpl : torch::nn::Module {
   explicit ViTAttentionImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward(const at::Tensor& x, bool first_only = false);  // first_only: [CLS]'s row alone
   BertSelfAttention attention{nullptr};  // query / key / value (qkv_bias), scaled dot-product
   ViTSelfOutput output{nullptr};
 };
@@ -60,7 +60,7 @@ TORCH_MODULE(ViTAttention);
 // Pre-LayerNorm block: h = x + attn(LN_before(x)); out = h + output(intermediate(LN_after(h))).
 struct ViTLayerImpl : torch::nn::Module {
   explicit ViTLayerImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward(const at::Tensor& x, bool first_only = false);  // first_only: [B, 1, H], [CLS] alone
   torch::nn::LayerNorm layernorm_before{nullptr}, layernorm_after{nullptr};
   ViTAttention attention{nullptr};
   BertIntermediate intermediate{nullptr};
@@ -95,6 +95,7 @@ struct ViTClassifierImpl : TaskModelImpl {
   at::Tensor forward_to(int64_t k, const at::Tensor& pixel_values, const at::Tensor&, const at::Tensor&) override;
   at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor&) override;
   bool takes_pixels() const override { return true; }
+  bool supports_last_layer_pruning() const override { return true; }
   // transformers' ViT init: truncated normal for linear / conv weights, cls_token and position
   // embeddings; zero biases; LayerNorm (1, 0).
   void init_weights() override;

@@ -198,6 +198,8 @@ struct StepRunner::Impl {
 StepRunner::StepRunner(SequenceClassifier& model, Method& method, const Task& task, const TrainConfig& cfg,
                        int64_t total_steps, int64_t warmup_steps)
     : impl_(std::make_unique<Impl>(model, method, task, cfg, total_steps, warmup_steps)) {
+  model->prune_last_layer =
+      cfg.prune_last_layer && model->supports_last_layer_pruning() && !method.reads_every_position();
   // Optimizer groups come from the method (biases / LayerNorm without decay by default).
   std::vector<ParamGroup> groups = method.param_groups(model, cfg.weight_decay);
   std::vector<torch::optim::OptimizerParamGroup> og;
@@ -563,7 +565,8 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
                             {"lr", cfg.lr}, {"weight_decay", cfg.weight_decay}, {"max_grad_norm", cfg.max_grad_norm},
                             {"seed", cfg.seed}, {"train_examples", train_ds.size()},
                             {"eval_examples", eval_ds.size()}, {"trainable_params", n_trainable},
-                            {"inference_params", n_inference}, {"model", base.dir}};
+                            {"inference_params", n_inference}, {"model", base.dir},
+                            {"prune_last_layer", model->prune_last_layer}};
 
   Progress progress(cfg.progress && writer, total);
   TrainResult result;

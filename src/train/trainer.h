@@ -48,6 +48,10 @@ struct TrainConfig {
   // (train and eval sets together) in MiB.
   std::string cache_frozen_prefix = "auto";
   int64_t cache_max_mb = 2048;
+  // The last encoder layer at the first position only, the one the head reads (TaskModelImpl::prune_last_layer):
+  // StepRunner turns it on for a family that supports it unless the method reads the other positions
+  // (Method::reads_every_position: GR-LoRA). The same logits and gradients, fewer FLOPs.
+  bool prune_last_layer = true;
   // Continue from <out>/checkpoint/ (an Error when there is none, or when it was written by a run with
   // other settings).
   bool resume = false;

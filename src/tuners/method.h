@@ -110,6 +110,10 @@ class Method {
   // Whether the method's forward reads activations at padded positions (GR-LoRA's ‖h‖_F over the whole
   // batch tensor): a frozen-prefix cache then keeps every row's padded positions too (train/prefix_cache.h).
   virtual bool reads_padded_positions() const { return false; }
+  // Whether the method's forward reads activations at positions the logits do not depend on (GR-LoRA's ‖h‖_F
+  // covers every position of a branch's input): the last encoder layer is then computed at every position,
+  // not at the first alone (TrainConfig::prune_last_layer).
+  virtual bool reads_every_position() const { return false; }
 };
 
 // Counts: trainable parameters, and all parameters (as at inference).

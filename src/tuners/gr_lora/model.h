@@ -30,6 +30,7 @@ class GrLoraMethod : public LoraMethod {
   nlohmann::json extra_config() const override;
   void set_rank_sum(RankSum sum) override;  // the branch norms ‖h‖_F over the global batch
   bool reads_padded_positions() const override { return gr_.scaling; }
+  bool reads_every_position() const override { return true; }  // ‖h‖_F; the penalty's records
 
   // λ_reg · (1/|S|) Σ_{i∈S} Σ_modules (‖∇_A L_i‖² + ‖∇_B L_i‖²) for the last training forward, with
   // S = correct samples of `step`; `mode` "efficient" or "naive" (default: the configured one). A
