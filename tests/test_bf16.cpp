@@ -1,6 +1,7 @@
 // train --bf16: the forward in bf16 autocast (core/precision.h). On a CPU with AVX512-BF16 / AMX the run
 // trains, its losses are near the fp32 run's but not equal to them (bf16 was really used), and what it
-// writes is fp32; on a CPU without bf16 instructions the flag is refused with a clear error.
+// writes is fp32; on a CPU without bf16 instructions the flag is refused with a clear error. --precision auto
+// picks bf16 exactly where the CPU has the instructions.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -38,7 +39,7 @@ class Bf16Cli : public lorakit::testing::TinyModelSuite<Bf16Cli> {
     auto bf16 = run_command(train_cmd(method_flags + " --bf16", d.file("bf16")));
     if (!cpu_has_bf16()) {
       EXPECT_EQ(bf16.exit_code, 1) << bf16.output;
-      EXPECT_NE(bf16.output.find("--bf16: this CPU (" + cpu_isa() + ") has no bf16 instructions"), std::string::npos)
+      EXPECT_NE(bf16.output.find("(--bf16): this CPU (" + cpu_isa() + ") has no bf16 instructions"), std::string::npos)
           << bf16.output;
       return;
     }
@@ -66,5 +67,44 @@ TEST_F(Bf16Cli, LoraTrainsNearFp32OrIsRefused) { expect_close_to_fp32("--method 
 
 // GR-LoRA's penalty reads the recorded bf16 branch activations and computes in fp32.
 TEST_F(Bf16Cli, GrLoraTrainsNearFp32OrIsRefused) { expect_close_to_fp32("--method gr-lora --r 4"); }
+
+// --precision auto (the default without $LORAKIT_PRECISION) is bf16 exactly where the CPU has bf16
+// instructions; the environment variable and the flags choose otherwise; contradictions and unknown values
+// are errors that name their source.
+TEST_F(Bf16Cli, AutoPrecisionFollowsTheCpuAndTheFlagsDecide) {
+  TempDir d;
+  auto precision_of = [&](const std::string& out) {
+    return nlohmann::json::parse(lorakit::testing::read_bytes(d.file(out) + "/train_config.json")).at("precision").get<std::string>();
+  };
+  const std::string quick;  // train_cmd's small run
+  auto a = run_command("env -u LORAKIT_PRECISION " + train_cmd("--method lora --r 4" + quick, d.file("auto")));
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  const std::string want = cpu_has_bf16() ? "bf16" : "fp32";
+  EXPECT_EQ(precision_of("auto"), want);
+  EXPECT_NE(a.output.find("lorakit: precision " + want + " (auto: this CPU (" + cpu_isa() + ")"), std::string::npos)
+      << a.output;
+  auto f = run_command("env -u LORAKIT_PRECISION " + train_cmd("--method lora --r 4 --precision fp32" + quick, d.file("fp32")));
+  ASSERT_EQ(f.exit_code, 0) << f.output;
+  EXPECT_EQ(precision_of("fp32"), "fp32");
+  auto e = run_command("LORAKIT_PRECISION=fp32 " + train_cmd("--method lora --r 4" + quick, d.file("env")));
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  EXPECT_EQ(precision_of("env"), "fp32");
+  EXPECT_EQ(e.output.find("lorakit: precision"), std::string::npos) << "only auto announces its choice";
+
+  auto c = run_command(train_cmd("--method lora --bf16 --precision fp32" + quick, d.file("contra")));
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find("--bf16 contradicts --precision fp32"), std::string::npos) << c.output;
+  auto u = run_command("LORAKIT_PRECISION=half " + train_cmd("--method lora" + quick, d.file("unknown")));
+  EXPECT_EQ(u.exit_code, 1) << u.output;
+  EXPECT_NE(u.output.find("LORAKIT_PRECISION: 'half' is not one of auto, fp32, bf16"), std::string::npos) << u.output;
+  auto b = run_command(train_cmd("--method lora --precision bf16" + quick, d.file("bf16")));
+  if (cpu_has_bf16()) {
+    ASSERT_EQ(b.exit_code, 0) << b.output;
+    EXPECT_EQ(precision_of("bf16"), "bf16");
+  } else {
+    EXPECT_EQ(b.exit_code, 1) << b.output;
+    EXPECT_NE(b.output.find("has no bf16 instructions"), std::string::npos) << b.output;
+  }
+}
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "core/errors.h"
+#include "core/precision.h"
 #include "core/fileutil.h"
 #include "core/gemm_bench.h"
 #include "core/runtime.h"
@@ -35,8 +36,16 @@ void add_env(CLI::App& app) {
     fmt::print("threads      {} of {} cores\n", r.threads, r.cores);
     fmt::print("allocator    {}\n", r.allocator);
     fmt::print("isa          {} ({})\n", cpu_isa(),
-               cpu_has_bf16() ? "bf16 instructions: train --bf16 runs the forward's GEMMs in bf16"
-                              : "no bf16 instructions: train --bf16 is refused, bf16 GEMMs would be emulated");
+               cpu_has_bf16() ? "bf16 instructions: train --precision bf16 runs the forward's GEMMs in bf16"
+                              : "no bf16 instructions: train --precision bf16 is refused, bf16 GEMMs would be emulated");
+    try {
+      const std::string mode = default_precision();
+      const PrecisionChoice pc = resolve_precision(mode, "LORAKIT_PRECISION");
+      fmt::print("precision    train and sweep default: {} ({}{})\n", pc.bf16 ? "bf16" : "fp32", pc.why,
+                 std::getenv("LORAKIT_PRECISION") && *std::getenv("LORAKIT_PRECISION") ? ", from $LORAKIT_PRECISION" : "");
+    } catch (const Error& e) {
+      fmt::print("precision    {}\n", e.what());
+    }
     const int reps = *quick ? 3 : 10;
     auto f32 = bench_gemm(4096, 768, 768, "fp32", reps);
     fmt::print("gemm fp32    4096x768 * 768x768: {:.1f} GFLOP/s ({:.2f} ms)\n", f32.gflops, f32.ms);

@@ -17,6 +17,7 @@
 #include "cli/launch.h"
 #include "core/errors.h"
 #include "core/fileutil.h"
+#include "core/precision.h"
 #include "core/runtime.h"
 #include "core/safetensors.h"
 #include "models/checkpoint.h"
@@ -103,6 +104,7 @@ void add_train(CLI::App& app) {
   struct Opts {
     std::string model, out, method = "lora", targets, target_regex, modules_to_save;
     std::string init = "kaiming", pair_mode = "bi-encoder", rank_pattern, alpha_pattern;
+    std::string precision = default_precision();
     int64_t r = 8;
     double alpha = 16, lora_dropout = 0.0;
     bool rslora = false, no_progress = false, no_group = false;
@@ -154,9 +156,12 @@ void add_train(CLI::App& app) {
                   "which always get one)");
   cmd->add_option("--logging-steps", o->t.logging_steps,
                   "every N optimizer steps, a line {step, epoch, loss, lr, skipped} in <out>/steps.jsonl (0: none)");
-  cmd->add_flag("--bf16", o->t.bf16,
-                "the model's forward in bf16 autocast (GEMMs in bf16; parameters, gradients, AdamW and the loss in "
-                "fp32); only on a CPU with AVX512-BF16 or AMX (lorakit env: isa)");
+  auto* precision_opt = cmd->add_option(
+      "--precision", o->precision,
+      "auto | fp32 | bf16: the model's forward in bf16 autocast (GEMMs in bf16; parameters, gradients, AdamW "
+      "and the loss in fp32) or fp32; auto (default, or $LORAKIT_PRECISION): bf16 on a CPU with AVX512-BF16 or "
+      "AMX, fp32 elsewhere (lorakit env: isa); bf16 is refused without them");
+  cmd->add_flag("--bf16", o->t.bf16, "--precision bf16");
   cmd->add_option("--cache-frozen-prefix", o->t.cache_frozen_prefix,
                   "auto | on | off: run the frozen, deterministic stages below the lowest trainable module once per "
                   "row and train on their cached output (auto: when that skips an encoder layer, no dropout there, "
@@ -183,7 +188,7 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--no-progress", o->no_progress, "no progress bar");
   cmd->add_flag("--no-group-by-length", o->no_group, "plain shuffled batches");
   add_method_flags(*cmd, extra);
-  cmd->callback([cmd, o, extra, targets_opt, mts_opt] {
+  cmd->callback([cmd, o, extra, targets_opt, mts_opt, precision_opt] {
     // Everything the flags alone can tell is checked before any file is read.
     o->t.validate();
     validate_data_flags(o->d);
@@ -207,6 +212,22 @@ void add_train(CLI::App& app) {
     o->t.progress = !o->no_progress && rank0;
     o->t.group_by_length = !o->no_group;
     o->t.run_flags = run_flags_of(*cmd);
+    {
+      std::string source = precision_opt->count() ? "--precision" : "LORAKIT_PRECISION";
+      if (o->t.bf16) {  // --bf16
+        if (precision_opt->count() && o->precision != "bf16")
+          throw Error("--bf16 contradicts --precision " + o->precision);
+        o->precision = "bf16";
+        source = "--bf16";
+      } else if (!precision_opt->count() && o->precision == "auto") {
+        source = "--precision";
+      }
+      const PrecisionChoice pc = resolve_precision(o->precision, source);
+      o->t.bf16 = pc.bf16;
+      if (rank0 && o->precision == "auto")
+        fmt::print(stderr, "lorakit: precision {} ({}; --precision fp32|bf16 chooses)\n", pc.bf16 ? "bf16" : "fp32",
+                   pc.why);
+    }
     auto task = make_task(o->d.task);
     task->prepare(o->d.t);
     task->resolve_files(o->d.t);  // missing files: an error before any model is read

@@ -3,6 +3,11 @@
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 
+#include <cstdlib>
+
+#include "core/errors.h"
+#include "core/runtime.h"
+
 namespace lorakit {
 
 namespace {
@@ -13,6 +18,26 @@ Bf16Scope::Bf16Scope(bool on) : prev_(t_bf16) { t_bf16 = on; }
 Bf16Scope::~Bf16Scope() { t_bf16 = prev_; }
 
 bool bf16_active() { return t_bf16; }
+
+PrecisionChoice resolve_precision(const std::string& mode, const std::string& source) {
+  PrecisionChoice c;
+  if (mode == "fp32" || mode == "bf16") {
+    c.bf16 = mode == "bf16";
+    c.why = source + " " + mode;
+  } else if (mode == "auto") {
+    c.bf16 = cpu_has_bf16();
+    c.why = "auto: this CPU (" + cpu_isa() + ") " +
+            (c.bf16 ? "has bf16 instructions" : "has no bf16 instructions (AVX512-BF16 or AMX)");
+  } else {
+    throw Error(source + ": '" + mode + "' is not one of auto, fp32, bf16");
+  }
+  return c;
+}
+
+std::string default_precision() {
+  const char* e = std::getenv("LORAKIT_PRECISION");
+  return e && *e ? std::string(e) : std::string("auto");
+}
 
 at::Tensor forward_autocast(const std::function<at::Tensor()>& f) {
   if (!t_bf16) return f();

@@ -7,6 +7,7 @@
 // arithmetic stay fp32. The returned tensor is converted back to fp32 (logits: the loss is fp32).
 #pragma once
 #include <functional>
+#include <string>
 
 namespace at {
 class Tensor;
@@ -26,6 +27,18 @@ class Bf16Scope {
 };
 
 bool bf16_active();
+
+// train --precision (and sweep runs): "auto" is bf16 on a CPU with AVX512-BF16 or AMX and fp32 elsewhere
+// (without those instructions oneDNN emulates bf16 GEMMs at a few GFLOP/s); "fp32"; "bf16" (validated by
+// TrainConfig: refused without them). `source` names where `mode` came from, for the error on anything else.
+struct PrecisionChoice {
+  bool bf16 = false;
+  std::string why;  // "auto: this CPU has AVX512-BF16", "--precision fp32", ...
+};
+PrecisionChoice resolve_precision(const std::string& mode, const std::string& source = "--precision");
+// The default of --precision: $LORAKIT_PRECISION when it is set and not empty (as accelerate's
+// ACCELERATE_MIXED_PRECISION; the test suite sets fp32 so that its numerics do not depend on the CPU), else "auto".
+std::string default_precision();
 
 // f() under bf16 autocast when bf16_active(), else f() as it is; the result in fp32.
 at::Tensor forward_autocast(const std::function<at::Tensor()>& f);

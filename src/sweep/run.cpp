@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "core/precision.h"
 #include "core/errors.h"
 #include "core/fileutil.h"
 #include "core/runtime.h"
@@ -149,7 +150,10 @@ nlohmann::json run_one(const SweepConfig& c, const SweepRun& run, const TaskData
   tc.progress = c.progress;
   tc.save_steps = c.save_steps;
   tc.resume = resume;
-  tc.run_flags = {{"run_spec", run.spec}};
+  // The precision `lorakit train` would pick by default ($LORAKIT_PRECISION, else auto: bf16 where the CPU
+  // has bf16 instructions).
+  tc.bf16 = resolve_precision(default_precision(), "LORAKIT_PRECISION").bf16;
+  tc.run_flags = {{"run_spec", run.spec}, {"precision", tc.bf16 ? "bf16" : "fp32"}};
   train(lm, *method, task, *td.train, *td.eval, tc);
 
   // The trainer wrote results.json last; add the sweep's own record (atomically: a reader sees the

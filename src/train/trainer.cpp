@@ -410,9 +410,9 @@ void TrainConfig::validate() const {
   if (save_steps < 0) throw Error("--save-steps must be >= 0, got " + std::to_string(save_steps));
   if (logging_steps < 0) throw Error("--logging-steps must be >= 0, got " + std::to_string(logging_steps));
   if (bf16 && !cpu_has_bf16())
-    throw Error("--bf16: this CPU (" + cpu_isa() +
+    throw Error("--precision bf16 (--bf16): this CPU (" + cpu_isa() +
                 ") has no bf16 instructions (AVX512-BF16 or AMX); LibTorch would emulate bf16 GEMMs at a few "
-                "GFLOP/s, far slower than fp32. Train without --bf16");
+                "GFLOP/s, far slower than fp32. Use --precision fp32 or auto");
   parse_prefix_cache_mode(cache_frozen_prefix);
   if (cache_max_mb < 0) throw Error("--cache-max-mb must be >= 0, got " + std::to_string(cache_max_mb));
   if (out_dir.empty()) throw Error("--out is required");
@@ -566,7 +566,8 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
                             {"seed", cfg.seed}, {"train_examples", train_ds.size()},
                             {"eval_examples", eval_ds.size()}, {"trainable_params", n_trainable},
                             {"inference_params", n_inference}, {"model", base.dir},
-                            {"prune_last_layer", model->prune_last_layer}};
+                            {"prune_last_layer", model->prune_last_layer},
+                            {"precision", cfg.bf16 ? "bf16" : "fp32"}};
 
   Progress progress(cfg.progress && writer, total);
   TrainResult result;
