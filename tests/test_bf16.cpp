@@ -5,11 +5,16 @@
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <torch/torch.h>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/precision.h"
 #include "core/runtime.h"
+#include "models/layers.h"
+#include "support/tiny_model.h"
+#include "tuners/registry.h"
 #include "core/safetensors.h"
 #include "support/helpers.h"
 
@@ -105,6 +110,89 @@ TEST_F(Bf16Cli, AutoPrecisionFollowsTheCpuAndTheFlagsDecide) {
     EXPECT_EQ(b.exit_code, 1) << b.output;
     EXPECT_NE(b.output.find("has no bf16 instructions"), std::string::npos) << b.output;
   }
+}
+
+// Frozen projection weights stored in bf16 for a bf16 run give bit-identical logits and LoRA gradients to
+// autocast casting them at every forward (what a bf16 run did before); trainable weights stay fp32; a forward
+// outside autocast still runs (the weight in the input's dtype).
+TEST(Bf16Weights, StoredFrozenWeightsEqualAutocastsPerForwardCast) {
+  auto make = [] {
+    ModelConfig c = lorakit::testing::oracle_config("bert");
+    c.hidden_dropout_prob = c.attention_probs_dropout_prob = 0.0;
+    torch::manual_seed(3);
+    SequenceClassifier m(c);
+    m->init_weights();
+    MethodOptions mo;
+    mo.lora.target_modules = {"query", "value", "dense"};
+    static std::vector<std::unique_ptr<Method>> keep;
+    keep.push_back(make_method("lora", mo));
+    keep.back()->attach(m);
+    torch::NoGradGuard g;
+    torch::manual_seed(4);
+    for (auto& p : m->parameters())
+      if (p.requires_grad()) p.add_(at::randn_like(p) * 0.05);
+    return m;
+  };
+  SequenceClassifier a = make(), b = make();
+  const int64_t converted = store_frozen_weights_bf16(*b);
+  // 2 layers × (query, key, value, attention.output.dense, intermediate.dense, output.dense) + the pooler's
+  // dense; the classifier trains (modules_to_save) and stays fp32.
+  EXPECT_EQ(converted, 13);
+  for (auto& p : b->named_parameters()) {
+    if (p.value().requires_grad())
+      EXPECT_EQ(p.value().scalar_type(), at::kFloat) << p.key();
+  }
+  auto in = lorakit::testing::padded_inputs(a->cfg, 10);
+  const Bf16Scope on(true);
+  auto run = [&](SequenceClassifier& m) {
+    m->train();
+    m->zero_grad();
+    at::Tensor logits = forward_autocast([&] { return m->forward(in.ids, in.mask, in.tt); });
+    logits.pow(2).sum().backward();
+    std::vector<at::Tensor> g{logits.detach()};
+    for (auto& p : m->parameters())
+      if (p.requires_grad()) g.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
+    return g;
+  };
+  auto ga = run(a), gb = run(b);
+  ASSERT_EQ(ga.size(), gb.size());
+  double nonzero = 0;
+  for (size_t i = 0; i < ga.size(); ++i) {
+    EXPECT_TRUE(at::equal(ga[i], gb[i])) << "tensor " << i << " differs by " << (ga[i] - gb[i]).abs().max().item<double>();
+    nonzero += ga[i].abs().sum().item<double>();
+  }
+  EXPECT_GT(nonzero, 0.0);
+  // Outside autocast (fp32 inputs) the bf16 weights are widened per call: the logits stay near fp32's.
+  const Bf16Scope off(false);
+  torch::NoGradGuard ng;
+  a->eval();
+  b->eval();
+  at::Tensor la = a->forward(in.ids, in.mask, in.tt), lb = b->forward(in.ids, in.mask, in.tt);
+  EXPECT_EQ(lb.scalar_type(), at::kFloat);
+  EXPECT_LE((la - lb).abs().max().item<double>(), 5e-2);
+  EXPECT_GT((la - lb).abs().max().item<double>(), 0.0) << "the weights were rounded to bf16";
+}
+
+// Every family's forward under bf16 autocast on padded rows: DeBERTa filled masked bf16 scores with float's
+// lowest, which bf16 cannot hold (an overflow error); now the dtype's own lowest, as transformers does.
+TEST(Bf16Weights, EveryTextFamilyRunsPaddedRowsUnderAutocast) {
+  for (const char* type : {"bert", "roberta", "distilbert", "deberta-v2"}) {
+    ModelConfig c = lorakit::testing::oracle_config(type);
+    torch::manual_seed(5);
+    SequenceClassifier m(c);
+    m->init_weights();
+    m->eval();
+    store_frozen_weights_bf16(*m);
+    torch::NoGradGuard ng;
+    auto in = lorakit::testing::padded_inputs(c, 10);
+    const Bf16Scope on(true);
+    at::Tensor logits;
+    ASSERT_NO_THROW(logits = forward_autocast([&] { return m->forward(in.ids, in.mask, in.tt); })) << type;
+    EXPECT_EQ(logits.scalar_type(), at::kFloat) << type;
+    EXPECT_TRUE(at::isfinite(logits).all().item<bool>()) << type;
+  }
+  EXPECT_EQ(lowest_value(at::kBFloat16), static_cast<float>(std::numeric_limits<c10::BFloat16>::lowest()));
+  EXPECT_TRUE(std::isfinite(static_cast<float>(c10::BFloat16(static_cast<float>(lowest_value(at::kBFloat16))))));
 }
 
 }  // namespace

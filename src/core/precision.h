@@ -2,9 +2,10 @@
 //
 // While a Bf16Scope(true) is alive on this thread, forward_autocast() runs its function under LibTorch's
 // CPU autocast to bfloat16: GEMMs (linear, matmul, bmm) and what follows them until a residual add
-// takes their inputs to bf16, with fp32 accumulation inside oneDNN; parameters stay fp32 (their bf16
-// copies are made per forward and dropped after it), so gradients, AdamW's state and every method's
-// arithmetic stay fp32. The returned tensor is converted back to fp32 (logits: the loss is fp32).
+// takes their inputs to bf16, with fp32 accumulation inside oneDNN; trainable parameters stay fp32 (their
+// bf16 copies are made per forward and dropped after it), so gradients, AdamW's state and every method's
+// arithmetic stay fp32. A bf16 run stores frozen projection weights in bf16 once (store_frozen_weights_bf16,
+// models/layers.h). The returned tensor is converted back to fp32 (logits: the loss is fp32).
 #pragma once
 #include <functional>
 #include <string>

@@ -121,9 +121,7 @@ at::Tensor DebertaSelfAttentionImpl::forward(const at::Tensor& x, const at::Tens
       scores = scores + at::gather(att, -1, idx).transpose(-1, -2) / scale;
     }
   }
-  const double neg = scores.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
-                                                         : std::numeric_limits<float>::lowest();
-  scores = scores.masked_fill(mask.logical_not(), neg);
+  scores = scores.masked_fill(mask.logical_not(), lowest_value(scores.scalar_type()));
   at::Tensor probs = dropout(at::softmax(scores, -1));
   return at::matmul(probs, v).transpose(1, 2).reshape({B, T, heads * head_dim});
 }

@@ -1,5 +1,7 @@
 #include "models/layers.h"
 
+#include <ATen/autocast_mode.h>
+
 #include <cmath>
 #include <limits>
 
@@ -21,7 +23,11 @@ void AdaptableLinearImpl::reset_parameters(double std) {
 }
 
 at::Tensor AdaptableLinearImpl::forward(const at::Tensor& x) {
-  at::Tensor y = at::linear(x, weight, bias);
+  // A frozen weight stored in bf16 for a bf16 run (store_frozen_weights_bf16) meets bf16 inputs under
+  // autocast; a forward outside autocast gets it in the input's dtype.
+  at::Tensor y = weight.scalar_type() == x.scalar_type() || at::autocast::is_cpu_enabled()
+                     ? at::linear(x, weight, bias)
+                     : at::linear(x, weight.to(x.scalar_type()), bias);
   if (adapter && !adapter->merged) y = adapter->forward(x, y);
   return y;
 }
@@ -40,6 +46,18 @@ void AdaptableLinearImpl::unmerge() {
   torch::NoGradGuard g;
   weight.sub_(adapter->delta_weight().to(weight.dtype()));
   adapter->merged = false;
+}
+
+int64_t store_frozen_weights_bf16(torch::nn::Module& root) {
+  torch::NoGradGuard g;
+  int64_t n = 0;
+  for (auto& m : root.modules(/*include_self=*/false))
+    if (auto* lin = m->as<AdaptableLinearImpl>())
+      if (!lin->weight.requires_grad() && lin->weight.scalar_type() == at::kFloat) {
+        lin->weight.set_data(lin->weight.to(at::kBFloat16));
+        ++n;
+      }
+  return n;
 }
 
 ClassificationHeadImpl::ClassificationHeadImpl(int64_t in, int64_t hidden, int64_t num_labels, double p) {
@@ -86,9 +104,17 @@ at::Tensor apply_activation(const std::string& act, const at::Tensor& h) {
   throw Error("activation '" + act + "' is not supported");
 }
 
+double lowest_value(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kDouble: return std::numeric_limits<double>::lowest();
+    case at::kBFloat16: return static_cast<float>(std::numeric_limits<c10::BFloat16>::lowest());
+    case at::kHalf: return static_cast<float>(std::numeric_limits<c10::Half>::lowest());
+    default: return std::numeric_limits<float>::lowest();
+  }
+}
+
 at::Tensor additive_mask_bias(const at::Tensor& attention_mask, at::ScalarType dtype) {
-  const double neg = dtype == at::kDouble ? std::numeric_limits<double>::lowest() : std::numeric_limits<float>::lowest();
-  return (1.0 - attention_mask.to(dtype)).unsqueeze(1).unsqueeze(2) * neg;
+  return (1.0 - attention_mask.to(dtype)).unsqueeze(1).unsqueeze(2) * lowest_value(dtype);
 }
 
 void check_token_ids(const at::Tensor& input_ids, int64_t vocab_size) {

@@ -42,6 +42,13 @@ class AdaptableLinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(AdaptableLinear);
 
+// For a bf16 run (TrainConfig::bf16): every frozen AdaptableLinear weight (not requiring grad) is stored
+// in bf16, rounded once as autocast would round it at every forward; the run then neither casts it per
+// forward nor keeps a bf16 copy per step for the backward. Trainable weights, biases, norms and
+// embeddings stay fp32. Returns the number of weights converted. The base's fp32 values are not kept:
+// what is saved (adapters, trained modules) never holds a converted weight.
+int64_t store_frozen_weights_bf16(torch::nn::Module& root);
+
 // The two-layer classification head of RoBERTa and of USE-lite's task models:
 // out_proj(dropout(tanh(dense(dropout(x))))), with Hugging Face's names "dense" and "out_proj".
 struct ClassificationHeadImpl : torch::nn::Module {
@@ -59,6 +66,10 @@ void init_hf_weights(torch::nn::Module& root, double std, bool truncated = false
 
 // transformers' ACT2FN for the activations lorakit supports: gelu (erf), gelu_new (tanh), relu, silu, tanh.
 at::Tensor apply_activation(const std::string& act, const at::Tensor& x);
+
+// torch.finfo(dtype).min for a floating dtype (double, float, bfloat16, half): what Hugging Face fills masked
+// attention scores with (a bf16 score under autocast cannot hold float's lowest).
+double lowest_value(at::ScalarType dtype);
 
 // Additive attention bias [B, 1, 1, T] from a [B, T] 0/1 mask, as Hugging Face builds it: 0 where
 // attended, the dtype's lowest value where masked.

@@ -25,6 +25,7 @@
 #include "core/json_bits.h"
 #include "core/precision.h"
 #include "core/runtime.h"
+#include "models/layers.h"
 #include "text/batching.h"
 #include "train/dist.h"
 #include "train/interrupt.h"
@@ -200,6 +201,7 @@ StepRunner::StepRunner(SequenceClassifier& model, Method& method, const Task& ta
     : impl_(std::make_unique<Impl>(model, method, task, cfg, total_steps, warmup_steps)) {
   model->prune_last_layer =
       cfg.prune_last_layer && model->supports_last_layer_pruning() && !method.reads_every_position();
+  if (cfg.bf16) store_frozen_weights_bf16(*model);
   // Optimizer groups come from the method (biases / LayerNorm without decay by default).
   std::vector<ParamGroup> groups = method.param_groups(model, cfg.weight_decay);
   std::vector<torch::optim::OptimizerParamGroup> og;
