@@ -23,20 +23,10 @@ namespace {
 
 double max_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
-ModelConfig vit_config() {
-  ModelConfig c = lorakit::testing::oracle_config("vit");
-  c.vocab_size = 1;
-  c.image_size = 16;
-  c.patch_size = 4;
-  c.num_channels = 3;
-  c.max_position_embeddings = 17;
-  return c;
-}
-
 // The model of `type` with LoRA on every projection and the head trained, LoRA B and every trainable
 // tensor moved off its init (B = 0 would leave A's gradient zero).
 SequenceClassifier adapted(const std::string& type) {
-  ModelConfig c = type == "vit" ? vit_config() : lorakit::testing::oracle_config(type);
+  ModelConfig c = type == "vit" ? lorakit::testing::small_vit_config() : lorakit::testing::oracle_config(type);
   c.hidden_dropout_prob = c.attention_probs_dropout_prob = 0.0;
   c.classifier_dropout = 0.0;
   c.seq_classif_dropout = 0.0;

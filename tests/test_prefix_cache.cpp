@@ -70,12 +70,7 @@ TEST(PrefixStages, RobertaReproducesForwardFromEveryCut) {
 }
 
 TEST(PrefixStages, VitReproducesForwardFromEveryCut) {
-  ModelConfig c = lorakit::testing::oracle_config("vit");
-  c.vocab_size = 1;
-  c.image_size = 16;
-  c.patch_size = 4;
-  c.num_channels = 3;
-  c.max_position_embeddings = 17;
+  ModelConfig c = lorakit::testing::small_vit_config();
   torch::manual_seed(4);
   SequenceClassifier m(c);
   m->init_weights();

@@ -40,6 +40,16 @@ Batch random_batch(uint64_t seed, int64_t batch, int64_t len) {
   return b;
 }
 
+ModelConfig small_vit_config() {
+  ModelConfig c = oracle_config("vit");
+  c.vocab_size = 1;
+  c.image_size = 16;
+  c.patch_size = 4;
+  c.num_channels = 3;
+  c.max_position_embeddings = 17;
+  return c;
+}
+
 ModelConfig oracle_config(const std::string& type) {
   ModelConfig c;
   c.model_type = type;

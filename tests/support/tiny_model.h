@@ -20,6 +20,8 @@ Batch random_batch(uint64_t seed, int64_t batch = 6, int64_t len = 9);
 // positions, 3 labels) with the family's own fixed settings (RoBERTa's pad id / eps, DistilBERT's single
 // token type, DeBERTa's eps and no token types).
 ModelConfig oracle_config(const std::string& model_type);
+// oracle_config("vit") on 16×16 RGB images in 4×4 patches (16 patches + [CLS]).
+ModelConfig small_vit_config();
 // A random checkpoint of `c` in `dir` (config.json + model.safetensors), with norms, biases, relative
 // and position embeddings and ViT's cls_token moved off their init values, so that an oracle compares
 // more than the init pattern.
