@@ -121,9 +121,10 @@ BertEncoderImpl::BertEncoderImpl(const ModelConfig& c) {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(BertLayer(c));
 }
 
-at::Tensor BertEncoderImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias) {
+at::Tensor BertEncoderImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias, bool prune_last) {
   at::Tensor h = x;
-  for (const auto& m : *layer) h = m->as<BertLayerImpl>()->forward(h, mask_bias);
+  const size_t L = layer->size();
+  for (size_t i = 0; i < L; ++i) h = layer->ptr(i)->as<BertLayerImpl>()->forward(h, mask_bias, prune_last && i + 1 == L);
   return h;
 }
 
@@ -142,12 +143,12 @@ BertModelImpl::BertModelImpl(const ModelConfig& c, bool add_pooler) : cfg(c) {
 }
 
 at::Tensor BertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                                  const at::Tensor& token_type_ids) {
+                                  const at::Tensor& token_type_ids, bool prune_last) {
   if (input_ids.dim() != 2) throw Error("input_ids must be [batch, seq], got " + std::to_string(input_ids.dim()) + " dims");
   at::Tensor h = embeddings(input_ids, token_type_ids);
   // Additive mask as Hugging Face builds it: 0 where attended, dtype-min where masked.
   at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
-  return encoder(h, additive_mask_bias(mask, h.scalar_type()));
+  return encoder(h, additive_mask_bias(mask, h.scalar_type()), prune_last);
 }
 
 BertClassifierImpl::BertClassifierImpl(const ModelConfig& c) : TaskModelImpl(c) {
@@ -165,12 +166,7 @@ BertClassifierImpl::BertClassifierImpl(const ModelConfig& c) : TaskModelImpl(c) 
 
 at::Tensor BertClassifierImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                            const at::Tensor& token_type_ids) {
-  if (prune_last_layer) {
-    if (input_ids.dim() != 2)
-      throw Error("input_ids must be [batch, seq], got " + std::to_string(input_ids.dim()) + " dims");
-    return forward_from(1, base->embeddings(input_ids, token_type_ids), attention_mask);
-  }
-  at::Tensor h = base(input_ids, attention_mask, token_type_ids);
+  at::Tensor h = base(input_ids, attention_mask, token_type_ids, prune_last_layer);
   if (cfg.is_roberta()) return classifier_head(h.select(1, 0));
   return classifier_linear(dropout(base->pooler(h)));
 }

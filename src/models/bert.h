@@ -74,7 +74,8 @@ TORCH_MODULE(BertLayer);
 
 struct BertEncoderImpl : torch::nn::Module {
   explicit BertEncoderImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias);
+  // prune_last: the last layer at the first position alone (its output [B, 1, H]).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias, bool prune_last = false);
   torch::nn::ModuleList layer{nullptr};
 };
 TORCH_MODULE(BertEncoder);
@@ -88,8 +89,9 @@ TORCH_MODULE(BertPooler);
 
 struct BertModelImpl : torch::nn::Module {
   BertModelImpl(const ModelConfig& c, bool add_pooler);
-  // Returns the last hidden state [B, T, H].
-  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, const at::Tensor& token_type_ids);
+  // Returns the last hidden state [B, T, H] ([B, 1, H] with prune_last: BertEncoderImpl::forward).
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, const at::Tensor& token_type_ids,
+                     bool prune_last = false);
   ModelConfig cfg;
   BertEmbeddings embeddings{nullptr};
   BertEncoder encoder{nullptr};

@@ -73,9 +73,11 @@ DistilBertTransformerImpl::DistilBertTransformerImpl(const ModelConfig& c) {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(DistilBertBlock(c));
 }
 
-at::Tensor DistilBertTransformerImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias) {
+at::Tensor DistilBertTransformerImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias, bool prune_last) {
   at::Tensor h = x;
-  for (const auto& m : *layer) h = m->as<DistilBertBlockImpl>()->forward(h, mask_bias);
+  const size_t L = layer->size();
+  for (size_t i = 0; i < L; ++i)
+    h = layer->ptr(i)->as<DistilBertBlockImpl>()->forward(h, mask_bias, prune_last && i + 1 == L);
   return h;
 }
 
@@ -84,10 +86,10 @@ DistilBertModelImpl::DistilBertModelImpl(const ModelConfig& c) {
   transformer = register_module("transformer", DistilBertTransformer(c));
 }
 
-at::Tensor DistilBertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
+at::Tensor DistilBertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool prune_last) {
   at::Tensor h = embeddings(input_ids);
   at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
-  return transformer(h, additive_mask_bias(mask, h.scalar_type()));
+  return transformer(h, additive_mask_bias(mask, h.scalar_type()), prune_last);
 }
 
 DistilBertClassifierImpl::DistilBertClassifierImpl(const ModelConfig& c) : TaskModelImpl(c) {
@@ -99,18 +101,8 @@ DistilBertClassifierImpl::DistilBertClassifierImpl(const ModelConfig& c) : TaskM
 
 at::Tensor DistilBertClassifierImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                              const at::Tensor& /*token_type_ids: DistilBERT has none*/) {
-  at::Tensor h;
-  if (prune_last_layer) {
-    h = base->embeddings(input_ids);
-    const at::Tensor bias = additive_mask_bias(attention_mask.defined() ? attention_mask : at::ones_like(input_ids),
-                                               h.scalar_type());
-    const int64_t L = static_cast<int64_t>(base->transformer->layer->size());
-    for (int64_t i = 0; i < L; ++i)
-      h = base->transformer->layer->ptr(i)->as<DistilBertBlockImpl>()->forward(h, bias, i + 1 == L);
-  } else {
-    h = base(input_ids, attention_mask);
-  }
-  return classifier(dropout(at::relu(pre_classifier(h.select(1, 0)))));
+  at::Tensor h = base(input_ids, attention_mask, prune_last_layer).select(1, 0);
+  return classifier(dropout(at::relu(pre_classifier(h))));
 }
 
 at::Tensor sinusoidal_positions(int64_t n_pos, int64_t dim) {

@@ -55,14 +55,16 @@ TORCH_MODULE(DistilBertBlock);
 
 struct DistilBertTransformerImpl : torch::nn::Module {
   explicit DistilBertTransformerImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias);
+  // prune_last: the last block at the first position alone (its output [B, 1, dim]).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias, bool prune_last = false);
   torch::nn::ModuleList layer{nullptr};
 };
 TORCH_MODULE(DistilBertTransformer);
 
 struct DistilBertModelImpl : torch::nn::Module {
   explicit DistilBertModelImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask);  // [B, T, dim]
+  // [B, T, dim] ([B, 1, dim] with prune_last)
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool prune_last = false);
   DistilBertEmbeddings embeddings{nullptr};
   DistilBertTransformer transformer{nullptr};
 };

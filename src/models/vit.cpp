@@ -92,9 +92,10 @@ ViTEncoderImpl::ViTEncoderImpl(const ModelConfig& c) {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(ViTLayer(c));
 }
 
-at::Tensor ViTEncoderImpl::forward(const at::Tensor& x) {
+at::Tensor ViTEncoderImpl::forward(const at::Tensor& x, bool prune_last) {
   at::Tensor h = x;
-  for (const auto& l : *layer) h = l->as<ViTLayerImpl>()->forward(h);
+  const size_t L = layer->size();
+  for (size_t i = 0; i < L; ++i) h = layer->ptr(i)->as<ViTLayerImpl>()->forward(h, prune_last && i + 1 == L);
   return h;
 }
 
@@ -104,7 +105,9 @@ ViTModelImpl::ViTModelImpl(const ModelConfig& c) {
   layernorm = register_module("layernorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
 }
 
-at::Tensor ViTModelImpl::forward(const at::Tensor& pixels) { return layernorm(encoder(embeddings(pixels))); }
+at::Tensor ViTModelImpl::forward(const at::Tensor& pixels, bool prune_last) {
+  return layernorm(encoder(embeddings(pixels), prune_last));
+}
 
 ViTClassifierImpl::ViTClassifierImpl(const ModelConfig& c) : TaskModelImpl(c) {
   base = register_module("vit", ViTModel(c));
@@ -116,8 +119,7 @@ at::Tensor ViTClassifierImpl::forward(const at::Tensor&, const at::Tensor&, cons
 }
 
 at::Tensor ViTClassifierImpl::forward_pixels(const at::Tensor& pixels) {
-  if (prune_last_layer) return forward_from(1, base->embeddings(pixels), at::Tensor());
-  return classifier(base(pixels).select(1, 0));
+  return classifier(base(pixels, prune_last_layer).select(1, 0));
 }
 
 std::vector<TaskModelImpl::Stage> ViTClassifierImpl::prefix_stages() {

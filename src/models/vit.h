@@ -70,14 +70,15 @@ TORCH_MODULE(ViTLayer);
 
 struct ViTEncoderImpl : torch::nn::Module {
   explicit ViTEncoderImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward(const at::Tensor& x, bool prune_last = false);  // prune_last: the last layer at [CLS] alone
   torch::nn::ModuleList layer{nullptr};
 };
 TORCH_MODULE(ViTEncoder);
 
 struct ViTModelImpl : torch::nn::Module {
   explicit ViTModelImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& pixel_values);  // layernorm(encoder(embeddings)) [B, 1 + N, hidden]
+  // layernorm(encoder(embeddings)) [B, 1 + N, hidden] ([B, 1, hidden] with prune_last)
+  at::Tensor forward(const at::Tensor& pixel_values, bool prune_last = false);
   ViTEmbeddings embeddings{nullptr};
   ViTEncoder encoder{nullptr};
   torch::nn::LayerNorm layernorm{nullptr};
