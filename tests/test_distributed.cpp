@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/fileutil.h"
+#include "core/runtime.h"
 #include "core/safetensors.h"
 #include "support/helpers.h"
 
@@ -137,6 +138,32 @@ TEST_F(DistCli, SeparatelyStartedRanksEqualOneProcess) {
   for (size_t i = 0; i < ta.size(); ++i)
     EXPECT_LE((ta[i].second - tb[i].second).abs().max().item<double>(), 1e-5) << ta[i].first;
   EXPECT_FALSE(file_exists(d.file("rank1/last/adapter_model.safetensors")));
+}
+
+// Ranks started on their own resolve the precision on their own CPUs; a mix (as auto on a host with bf16
+// instructions beside one without) is refused on every rank instead of training two different models.
+TEST_F(DistCli, RanksThatChoseDifferentPrecisionsAreRefused) {
+  TempDir d;
+  const int port = 29500 + static_cast<int>((::getpid() + 7) % 20000);
+  const std::string flags = " --world-size 2 --master-addr 127.0.0.1 --master-port " + std::to_string(port) +
+                            " --dist-timeout 20";
+  auto two = run_command("(" + train_cmd("--method lora --r 4 --precision bf16 --rank 1" + flags, d.file("rank1")) +
+                         " > " + d.file("rank1.log") + " 2>&1 & " +
+                         train_cmd("--method lora --r 4 --precision fp32 --rank 0" + flags, d.file("two")) +
+                         "; rc0=$?; wait $!; rc1=$?; echo \"[rank 1]\"; cat " + d.file("rank1.log") +
+                         "; echo \"rc $rc0 $rc1\")");
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  EXPECT_NE(two.output.find("rc 1 1"), std::string::npos) << two.output;
+  const size_t at1 = two.output.find("[rank 1]");
+  ASSERT_NE(at1, std::string::npos);
+  const std::string out0 = two.output.substr(0, at1), out1 = two.output.substr(at1);
+  if (cpu_has_bf16()) {
+    for (const std::string& o : {out0, out1})
+      EXPECT_NE(o.find("1 of the 2 ranks chose bf16 and the others fp32"), std::string::npos) << o;
+  } else {  // rank 1 is refused before it meets rank 0, which then gives up at the rendezvous
+    EXPECT_NE(out1.find("--precision bf16: this CPU"), std::string::npos) << out1;
+  }
+  EXPECT_FALSE(file_exists(d.file("two/last/adapter_model.safetensors")));
 }
 
 TEST_F(DistCli, BadRendezvousSettingsAreClearErrors) {

@@ -15,6 +15,7 @@
 
 #include "core/errors.h"
 #include "core/fileutil.h"
+#include "core/runtime.h"
 #include "support/helpers.h"
 #include "train/train_checkpoint.h"
 
@@ -187,6 +188,28 @@ TEST_F(ResumeCli, ResumeRefusesOtherFlagsByName) {
   auto r4 = run_command(train_cmd("--method lora --r 4", d.file("empty")) + " --resume");
   EXPECT_EQ(r4.exit_code, 1) << r4.output;
   EXPECT_NE(r4.output.find("holds no training checkpoint"), std::string::npos) << r4.output;
+}
+
+// --resume compares the precision a run computes in, not how it was spelt: a checkpoint written by
+// --precision fp32 goes on under `auto` exactly where auto is fp32 (a CPU without bf16 instructions) and is
+// refused, naming the precision, where auto is bf16.
+TEST_F(ResumeCli, ResumeComparesThePrecisionAsResolved) {
+  TempDir d;
+  const std::string out = d.file("run");
+  auto r = run_command("LORAKIT_FAULT=step:4 " + train_cmd("--method lora --r 4 --precision fp32", out));
+  ASSERT_EQ(r.exit_code, 128 + SIGKILL) << r.output;
+  auto r2 = run_command("env -u LORAKIT_PRECISION " + train_cmd("--method lora --r 4", out) + " --resume");
+  if (cpu_has_bf16()) {
+    EXPECT_EQ(r2.exit_code, 1) << r2.output;
+    EXPECT_NE(r2.output.find("precision 'bf16' (the checkpoint's run: 'fp32')"), std::string::npos) << r2.output;
+    EXPECT_EQ(r2.output.find("--precision '"), std::string::npos) << "the spelling is not compared: " << r2.output;
+  } else {
+    EXPECT_EQ(r2.exit_code, 0) << r2.output;
+  }
+  // The same precision under another spelling ($LORAKIT_PRECISION instead of the flag) goes on.
+  auto r3 = run_command("LORAKIT_PRECISION=fp32 " + train_cmd("--method lora --r 4", out) + " --resume");
+  EXPECT_EQ(r3.exit_code, 0) << r3.output;
+  EXPECT_TRUE(file_exists(out + "/last/adapter_model.safetensors"));
 }
 
 TEST_F(ResumeCli, FileSizeLimitIsAnErrorBeforeTraining) {

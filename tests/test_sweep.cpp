@@ -288,6 +288,26 @@ TEST_F(Sweep, AKilledRunGoesOnFromItsCheckpoint) {
   write_text_atomically(dir_->file("kill.json"), cj.dump());
   r = run_command("LORAKIT_FAULT=step:3 " + std::string(LORAKIT_CLI) + " sweep --config " + dir_->file("kill.json"));
   ASSERT_EQ(r.exit_code, 128 + 9) << r.output;
+  // A copy whose checkpoint records another precision (as one made where auto chose bf16) is not gone on
+  // from: that run starts over, and still ends as the reference.
+  const std::string run_dir = "/runs/mrpc/rm-lora-r4/seed5";
+  fs::copy(dir_->file("kill"), dir_->file("kill-other"), fs::copy_options::recursive);
+  {
+    std::string state_file = dir_->file("kill-other") + run_dir + "/checkpoint/trainer_state.json";
+    if (!fs::exists(state_file)) state_file = dir_->file("kill-other") + run_dir + "/checkpoint.old/trainer_state.json";
+    auto st = nlohmann::json::parse(read_bytes(state_file));
+    ASSERT_EQ(st["flags"]["precision"], "fp32");
+    st["flags"]["precision"] = "bf16";
+    write_text_atomically(state_file, st.dump());
+  }
+  cj["out"] = dir_->file("kill-other");
+  write_text_atomically(dir_->file("kill-other.json"), cj.dump());
+  r = run_cli("sweep --config " + dir_->file("kill-other.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("resuming from"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("FAILED"), std::string::npos) << r.output;
+  EXPECT_EQ(read_bytes(dir_->file("kill-ref") + run_dir + "/last/adapter_model.safetensors"),
+            read_bytes(dir_->file("kill-other") + run_dir + "/last/adapter_model.safetensors"));
   r = run_cli("sweep --config " + dir_->file("kill.json"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("going on from its checkpoint"), std::string::npos) << r.output;
@@ -300,6 +320,20 @@ TEST_F(Sweep, AKilledRunGoesOnFromItsCheckpoint) {
   for (size_t i = 0; i < 2; ++i)
     for (const char* k : {"train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_f1", "orth_penalty_mean"})
       EXPECT_EQ(ea[i][k], eb[i][k]) << k << " epoch " << i + 1;
+}
+
+// $LORAKIT_PRECISION is read once, before the sweep writes anything: a bad value is one error, not a
+// failure recorded for every run.
+TEST_F(Sweep, ABadPrecisionIsOneErrorBeforeAnyRun) {
+  auto cj = base_config(dir_->file("bad-precision"));
+  cj["gnuplot"] = "";
+  write_text_atomically(dir_->file("bad-precision.json"), cj.dump());
+  auto r = run_command("LORAKIT_PRECISION=half " + std::string(LORAKIT_CLI) + " sweep --config " +
+                       dir_->file("bad-precision.json"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("LORAKIT_PRECISION: 'half' is not one of auto, fp32, bf16"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("FAILED"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir_->file("bad-precision"))) << "nothing is written";
 }
 
 TEST_F(Sweep, NprocWorkersRunEachRunOnceAndTheReportIsWhole) {

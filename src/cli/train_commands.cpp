@@ -189,6 +189,23 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--no-group-by-length", o->no_group, "plain shuffled batches");
   add_method_flags(*cmd, extra);
   cmd->callback([cmd, o, extra, targets_opt, mts_opt, precision_opt] {
+    // The precision first: a refusal (bf16 on a CPU without it, an unknown value) names where the value came
+    // from and comes before anything is read or any rank is started.
+    std::string precision_why;
+    {
+      std::string source = precision_opt->count() ? "--precision" : "LORAKIT_PRECISION";
+      if (o->t.bf16) {  // --bf16
+        if (precision_opt->count() && o->precision != "bf16")
+          throw Error("--bf16 contradicts --precision " + o->precision);
+        o->precision = "bf16";
+        source = "--bf16";
+      } else if (!precision_opt->count() && o->precision == "auto") {
+        source = "--precision";
+      }
+      const PrecisionChoice pc = resolve_precision(o->precision, source);
+      o->t.bf16 = pc.bf16;
+      precision_why = pc.why;
+    }
     // Everything the flags alone can tell is checked before any file is read.
     o->t.validate();
     validate_data_flags(o->d);
@@ -205,29 +222,26 @@ void add_train(CLI::App& app) {
       configure_threads(o->threads > 0 ? o->threads : 1);
       dist = std::make_unique<Dist>(dopt);
       o->t.dist = dist.get();
+      // Every rank resolved the precision on its own CPU (auto differs across hosts with and without bf16
+      // instructions): all of them must compute in the same one, so a mix is refused on every rank.
+      const int64_t n_bf16 = dist->sum(static_cast<int64_t>(o->t.bf16 ? 1 : 0));
+      if (n_bf16 != 0 && n_bf16 != dopt.world_size)
+        throw Error(fmt::format("precision: {} of the {} ranks chose bf16 and the others fp32 (their flags differ, "
+                                "or auto resolved on CPUs that differ); pass the same --precision fp32 or bf16 to "
+                                "every rank",
+                                n_bf16, dopt.world_size));
     } else {
       configure_threads(o->threads);
     }
     const bool rank0 = dopt.rank == 0 || dopt.world_size <= 1;
     o->t.progress = !o->no_progress && rank0;
     o->t.group_by_length = !o->no_group;
-    o->t.run_flags = run_flags_of(*cmd);
-    {
-      std::string source = precision_opt->count() ? "--precision" : "LORAKIT_PRECISION";
-      if (o->t.bf16) {  // --bf16
-        if (precision_opt->count() && o->precision != "bf16")
-          throw Error("--bf16 contradicts --precision " + o->precision);
-        o->precision = "bf16";
-        source = "--bf16";
-      } else if (!precision_opt->count() && o->precision == "auto") {
-        source = "--precision";
-      }
-      const PrecisionChoice pc = resolve_precision(o->precision, source);
-      o->t.bf16 = pc.bf16;
-      if (rank0 && o->precision == "auto")
-        fmt::print(stderr, "lorakit: precision {} ({}; --precision fp32|bf16 chooses)\n", pc.bf16 ? "bf16" : "fp32",
-                   pc.why);
-    }
+    o->t.run_flags = run_flags_of(*cmd);  // the precision as resolved is added by the trainer, not its spelling
+    o->t.run_flags.erase("--precision");
+    o->t.run_flags.erase("--bf16");
+    if (rank0 && o->precision == "auto")
+      fmt::print(stderr, "lorakit: precision {} ({}; --precision fp32|bf16 chooses)\n", o->t.bf16 ? "bf16" : "fp32",
+                 precision_why);
     auto task = make_task(o->d.task);
     task->prepare(o->d.t);
     task->resolve_files(o->d.t);  // missing files: an error before any model is read

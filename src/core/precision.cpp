@@ -23,7 +23,11 @@ PrecisionChoice resolve_precision(const std::string& mode, const std::string& so
   PrecisionChoice c;
   if (mode == "fp32" || mode == "bf16") {
     c.bf16 = mode == "bf16";
-    c.why = source + " " + mode;
+    c.why = source == "--bf16" ? source : source + " " + mode;
+    if (c.bf16 && !cpu_has_bf16())
+      throw Error(c.why + ": this CPU (" + cpu_isa() +
+                  ") has no bf16 instructions (AVX512-BF16 or AMX); LibTorch would emulate bf16 GEMMs at a few "
+                  "GFLOP/s, far slower than fp32. Use --precision fp32 or auto");
   } else if (mode == "auto") {
     c.bf16 = cpu_has_bf16();
     c.why = "auto: this CPU (" + cpu_isa() + ") " +

@@ -30,8 +30,9 @@ class Bf16Scope {
 bool bf16_active();
 
 // train --precision (and sweep runs): "auto" is bf16 on a CPU with AVX512-BF16 or AMX and fp32 elsewhere
-// (without those instructions oneDNN emulates bf16 GEMMs at a few GFLOP/s); "fp32"; "bf16" (validated by
-// TrainConfig: refused without them). `source` names where `mode` came from, for the error on anything else.
+// (without those instructions oneDNN emulates bf16 GEMMs at a few GFLOP/s); "fp32"; "bf16" (refused, with an
+// Error, on a CPU without them). `source` ("--precision", "--bf16", "LORAKIT_PRECISION") names where `mode`
+// came from, in the errors.
 struct PrecisionChoice {
   bool bf16 = false;
   std::string why;  // "auto: this CPU has AVX512-BF16", "--precision fp32", ...

@@ -98,11 +98,22 @@ void load_task_data(TaskData& td, const SweepConfig& c, const SweepRun& run, std
 nlohmann::json run_one(const SweepConfig& c, const SweepRun& run, const TaskData& td) {
   auto t0 = Clock::now();
   // An unfinished run of the same spec with a training checkpoint goes on from it; anything else starts over.
+  // The precision `lorakit train` would pick by default ($LORAKIT_PRECISION, else auto: bf16 where the CPU
+  // has bf16 instructions). A checkpoint made at another precision (or before runs recorded one) is not
+  // gone on from: the run starts over.
+  const bool bf16 = resolve_precision(default_precision(), "LORAKIT_PRECISION").bf16;
+  const std::string precision = bf16 ? "bf16" : "fp32";
   bool resume = false;
   if (file_exists(join_path(run.dir, "run_spec.json")) && has_train_checkpoint(run.dir)) {
     try {
       resume = json::parse(read_text_file(join_path(run.dir, "run_spec.json"))) == json(run.spec);
+      if (resume) {
+        auto ck = read_train_checkpoint(run.dir, /*with_tensors=*/false);
+        resume = ck && ck->state.value("flags", json::object()).value("precision", std::string()) == precision;
+      }
     } catch (const json::exception&) {
+      resume = false;
+    } catch (const Error&) {  // an unreadable checkpoint: start over
       resume = false;
     }
   }
@@ -150,10 +161,8 @@ nlohmann::json run_one(const SweepConfig& c, const SweepRun& run, const TaskData
   tc.progress = c.progress;
   tc.save_steps = c.save_steps;
   tc.resume = resume;
-  // The precision `lorakit train` would pick by default ($LORAKIT_PRECISION, else auto: bf16 where the CPU
-  // has bf16 instructions).
-  tc.bf16 = resolve_precision(default_precision(), "LORAKIT_PRECISION").bf16;
-  tc.run_flags = {{"run_spec", run.spec}, {"precision", tc.bf16 ? "bf16" : "fp32"}};
+  tc.bf16 = bf16;
+  tc.run_flags = {{"run_spec", run.spec}};  // the trainer adds the resolved "precision"
   train(lm, *method, task, *td.train, *td.eval, tc);
 
   // The trainer wrote results.json last; add the sweep's own record (atomically: a reader sees the
@@ -254,6 +263,9 @@ SweepSummary run_sweep(const SweepConfig& c, const SweepOptions& opt) {
     msg += "\nuse another --out, delete those runs, or pass --redo-changed to redo them";
     throw Error(msg);
   }
+  // $LORAKIT_PRECISION is read by every run: a bad value (or bf16 on a CPU without it) is one error here,
+  // before anything is written, not a failure per run.
+  if (!opt.report_only) resolve_precision(default_precision(), "LORAKIT_PRECISION");
   make_dirs(c.out);
   if (!opt.report_only) {
     write_text_atomically(join_path(c.out, "sweep_config.json"), c.to_json().dump(2) + "\n");

@@ -21,7 +21,7 @@ const char* kState = "trainer_state.json";
 
 bool whole(const std::string& dir) { return file_exists(join_path(dir, kState)); }
 
-TrainCheckpoint read_dir(const std::string& dir) {
+TrainCheckpoint read_dir(const std::string& dir, bool with_tensors) {
   TrainCheckpoint c;
   c.dir = dir;
   const std::string sp = join_path(dir, kState);
@@ -32,7 +32,8 @@ TrainCheckpoint read_dir(const std::string& dir) {
   }
   if (!c.state.is_object() || !c.state.contains("format_version") || c.state["format_version"] != kFormatVersion)
     throw Error(sp + ": not a lorakit training checkpoint of format version " + std::to_string(kFormatVersion));
-  for (auto& [name, t] : st::load_file(join_path(dir, kTensors))) c.tensors[name] = t;
+  if (with_tensors)
+    for (auto& [name, t] : st::load_file(join_path(dir, kTensors))) c.tensors[name] = t;
   return c;
 }
 
@@ -107,10 +108,10 @@ bool has_train_checkpoint(const std::string& out_dir) {
   return whole(dir) || whole(dir + ".old");
 }
 
-std::optional<TrainCheckpoint> read_train_checkpoint(const std::string& out_dir) {
+std::optional<TrainCheckpoint> read_train_checkpoint(const std::string& out_dir, bool with_tensors) {
   const std::string dir = join_path(out_dir, "checkpoint"), old = dir + ".old";
-  if (whole(dir)) return read_dir(dir);
-  if (whole(old)) return read_dir(old);
+  if (whole(dir)) return read_dir(dir, with_tensors);
+  if (whole(old)) return read_dir(old, with_tensors);
   return std::nullopt;
 }
 

@@ -28,8 +28,8 @@ struct TrainCheckpoint {
 // previous checkpoint as it was.
 void write_train_checkpoint(const std::string& out_dir, const TrainCheckpoint& c);
 // The newest whole checkpoint under `out_dir` (checkpoint/, else checkpoint.old/); nullopt when none.
-// A corrupt one is a lorakit::Error naming the file.
-std::optional<TrainCheckpoint> read_train_checkpoint(const std::string& out_dir);
+// A corrupt one is a lorakit::Error naming the file. with_tensors = false reads trainer_state.json only.
+std::optional<TrainCheckpoint> read_train_checkpoint(const std::string& out_dir, bool with_tensors = true);
 // Removes checkpoint/, checkpoint.old/ and checkpoint.tmp/ (a finished run keeps none).
 void remove_train_checkpoint(const std::string& out_dir);
 // Whether `out_dir` holds a whole checkpoint (without reading it).

@@ -462,6 +462,8 @@ nlohmann::json resume_spec(const TrainConfig& cfg, const Method& method, const T
   put("--no-group-by-length", !cfg.group_by_length);
   put("--max-bad-steps", cfg.max_bad_steps);
   put("--model", base.dir);
+  // The precision the run computes in, as resolved (auto is bf16 on one CPU and fp32 on another), not as spelt.
+  j["precision"] = cfg.bf16 ? "bf16" : "fp32";
   j["method"] = method.describe();
   j["task"] = task.name();
   j["training rows"] = train.size();
@@ -474,6 +476,10 @@ void check_same_run(const std::string& where, const nlohmann::json& saved, const
   std::set<std::string> keys;
   for (auto& [k, v] : saved.items()) keys.insert(k);
   for (auto& [k, v] : now.items()) keys.insert(k);
+  // How the precision was spelt (checkpoints written before it was recorded resolved kept these); the
+  // resolved "precision" is what is compared.
+  keys.erase("--precision");
+  keys.erase("--bf16");
   for (auto& k : keys) {
     const nlohmann::json a = saved.contains(k) ? saved[k] : nlohmann::json();
     const nlohmann::json b = now.contains(k) ? now[k] : nlohmann::json();
