@@ -9,12 +9,14 @@
 #include <ATen/ATen.h>
 #include <torch/torch.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
 #include "core/safetensors.h"
 #include "support/helpers.h"
 #include "support/tiny_model.h"
+#include "models/use_lite_task.h"
 #include "train/prefix_cache.h"
 #include "tuners/registry.h"
 
@@ -26,7 +28,11 @@ namespace {
 
 double max_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
-void check_every_cut(SequenceClassifier& m) {
+// zero_at_pads(stage): the state after that stage is zero at padded positions already (USE-lite's embeddings,
+// a bi-encoder pair's row layout), and the check is that it is; else it holds values there, so that zeroing
+// them is a real check.
+void check_every_cut(SequenceClassifier& m,
+                     const std::function<bool(const TaskModelImpl::Stage&)>& zero_at_pads = [](const auto&) { return false; }) {
   m->eval();
   torch::NoGradGuard ng;
   auto in = lorakit::testing::padded_inputs(m->cfg, 12);
@@ -35,15 +41,29 @@ void check_every_cut(SequenceClassifier& m) {
   ASSERT_GE(stages.size(), 3u);
   for (int64_t k = 1; k <= static_cast<int64_t>(stages.size()); ++k) {
     at::Tensor s = m->forward_to(k, in.ids, in.mask, in.tt);
-    EXPECT_LE(max_diff(m->forward_from(k, s, in.mask), want), 1e-6) << stages[k - 1].name;
-    if (stages[static_cast<size_t>(k - 1)].per_token) {
+    const auto& stage = stages[static_cast<size_t>(k - 1)];
+    EXPECT_LE(max_diff(m->forward_from(k, s, in.mask, in.tt), want), 1e-6) << stage.name;
+    const int64_t width = stage.width > 0 ? stage.width : m->cfg.hidden_size;
+    if (stage.per_token) {
       ASSERT_EQ(s.dim(), 3);
+      EXPECT_EQ(s.size(1), in.ids.size(1)) << stage.name << ": a position per token";
+      EXPECT_EQ(s.size(2), width) << stage.name;
       // What the cache hands the suffix: the real tokens' states, zeros where the batch pads.
       at::Tensor z = s * in.mask.unsqueeze(-1).to(s.scalar_type());
-      EXPECT_NE(max_diff(z, s), 0.0) << "padded positions carry values; the check needs them";
-      EXPECT_LE(max_diff(m->forward_from(k, z, in.mask), want), 1e-6) << stages[k - 1].name << " (padding zeroed)";
+      if (!zero_at_pads(stage)) {
+        EXPECT_NE(max_diff(z, s), 0.0) << "padded positions carry values; the check needs them";
+      } else {
+        EXPECT_EQ(max_diff(z, s), 0.0) << stage.name << ": the state is zero where the row pads";
+      }
+      EXPECT_LE(max_diff(m->forward_from(k, z, in.mask, in.tt), want), 1e-6) << stage.name << " (padding zeroed)";
+      // A row's state is its own: the same row alone (cut to its length) gives the same values.
+      const int64_t len = in.mask[2].sum().item<int64_t>();
+      at::Tensor alone = m->forward_to(k, in.ids.narrow(0, 2, 1).narrow(1, 0, len), in.mask.narrow(0, 2, 1).narrow(1, 0, len),
+                                       in.tt.narrow(0, 2, 1).narrow(1, 0, len));
+      EXPECT_LE(max_diff(alone[0], s[2].narrow(0, 0, len)), 1e-5) << stage.name;
     } else {
-      EXPECT_EQ(s.dim(), 2) << stages[k - 1].name;
+      EXPECT_EQ(s.dim(), 2) << stage.name;
+      EXPECT_EQ(s.size(1), width) << stage.name;
     }
   }
 }
@@ -84,14 +104,45 @@ TEST(PrefixStages, VitReproducesForwardFromEveryCut) {
     EXPECT_LE(max_diff(m->forward_from(k, m->forward_to(k, px, {}, {}), {}), want), 1e-6) << stages[k - 1].name;
 }
 
-TEST(PrefixStages, FamiliesWithoutStagesAreNeverCached) {
+TEST(PrefixStages, DistilBertReproducesForwardFromEveryCut) {
   ModelConfig c = lorakit::testing::oracle_config("distilbert");
+  c.num_hidden_layers = 3;
+  torch::manual_seed(5);
+  SequenceClassifier m(c);
+  m->init_weights();
+  check_every_cut(m);
+  EXPECT_EQ(m->prefix_stages().size(), 4u);  // embeddings, 3 layers
+  EXPECT_EQ(m->prefix_stages().back().name, "distilbert.transformer.layer.2");
+  m->prune_last_layer = true;  // the pruned last layer from every cut too
+  check_every_cut(m);
+}
+
+// USE-lite (random weights of the real architecture): a pair's halves are encoded apart, and the per-token
+// state is kept in the row's own layout; single sentences as they are.
+TEST(PrefixStages, UseLiteReproducesForwardFromEveryCut) {
+  for (const char* mode : {"bi-encoder", "single"}) {
+    SCOPED_TRACE(mode);
+    torch::manual_seed(6);
+    SequenceClassifier m(use_lite_model_config(2, mode));
+    m->init_weights();
+    const auto stages = m->prefix_stages();
+    ASSERT_EQ(stages.size(), 4u);  // embeddings, 2 layers, tanh layer
+    EXPECT_EQ(stages.front().width, 256);
+    EXPECT_EQ(stages.back().name, "use.tanh_layer");
+    EXPECT_EQ(stages.back().width, std::string(mode) == "bi-encoder" ? 4 * 512 : 512);
+    const bool pairs = std::string(mode) == "bi-encoder";
+    check_every_cut(m, [&](const TaskModelImpl::Stage& s) { return pairs || s.name == "use.embeddings"; });
+  }
+}
+
+TEST(PrefixStages, FamiliesWithoutStagesAreNeverCached) {
+  ModelConfig c = lorakit::testing::oracle_config("deberta-v2");
   SequenceClassifier m(c);
   EXPECT_TRUE(m->prefix_stages().empty());
   EXPECT_EQ(plan_prefix_cache(m, PrefixCacheMode::Auto).cut, 0);
   auto on = plan_prefix_cache(m, PrefixCacheMode::On);
   EXPECT_EQ(on.cut, 0);
-  EXPECT_NE(on.why_not.find("distilbert"), std::string::npos) << on.why_not;
+  EXPECT_NE(on.why_not.find("deberta-v2"), std::string::npos) << on.why_not;
 }
 
 SequenceClassifier attached(double dropout, const std::string& method, const std::string& regex) {

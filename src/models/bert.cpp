@@ -200,7 +200,8 @@ at::Tensor BertClassifierImpl::forward_to(int64_t k, const at::Tensor& input_ids
   return at::tanh(base->pooler->dense(first));  // k == L + 2 (BERT)
 }
 
-at::Tensor BertClassifierImpl::forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask) {
+at::Tensor BertClassifierImpl::forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask,
+                                            const at::Tensor& /*token_type_ids: in the state already*/) {
   const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
   at::Tensor first, pooled;
   if (k <= L) {

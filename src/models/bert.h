@@ -112,7 +112,8 @@ struct BertClassifierImpl : TaskModelImpl {
   std::vector<Stage> prefix_stages() override;
   at::Tensor forward_to(int64_t k, const at::Tensor& input_ids, const at::Tensor& attention_mask,
                         const at::Tensor& token_type_ids) override;
-  at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask) override;
+  at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask,
+                          const at::Tensor& token_type_ids = {}) override;
   bool supports_last_layer_pruning() const override { return true; }
   BertModel base{nullptr};
   torch::nn::Dropout dropout{nullptr};                // BERT head

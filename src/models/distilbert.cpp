@@ -105,6 +105,45 @@ at::Tensor DistilBertClassifierImpl::forward(const at::Tensor& input_ids, const 
   return classifier(dropout(at::relu(pre_classifier(h))));
 }
 
+std::vector<TaskModelImpl::Stage> DistilBertClassifierImpl::prefix_stages() {
+  std::vector<Stage> st;
+  st.push_back({"distilbert.embeddings", base->embeddings.ptr(), true});
+  const int64_t L = static_cast<int64_t>(base->transformer->layer->size());
+  for (int64_t i = 0; i < L; ++i)
+    st.push_back({"distilbert.transformer.layer." + std::to_string(i), base->transformer->layer->ptr(i), i + 1 < L});
+  return st;
+}
+
+at::Tensor DistilBertClassifierImpl::forward_to(int64_t k, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                                const at::Tensor& /*token_type_ids*/) {
+  const int64_t L = static_cast<int64_t>(base->transformer->layer->size());
+  if (k < 1 || k > L + 1) throw Error("forward_to: cut " + std::to_string(k) + " is not in 1.." + std::to_string(L + 1));
+  at::Tensor h = base->embeddings(input_ids);
+  if (k == 1) return h;
+  at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
+  const at::Tensor bias = additive_mask_bias(mask, h.scalar_type());
+  for (int64_t i = 0; i < k - 1; ++i)
+    h = base->transformer->layer->ptr(i)->as<DistilBertBlockImpl>()->forward(h, bias, prune_last_layer && i + 1 == L);
+  return k == L + 1 ? h.select(1, 0) : h;
+}
+
+at::Tensor DistilBertClassifierImpl::forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask,
+                                                  const at::Tensor& /*token_type_ids*/) {
+  const int64_t L = static_cast<int64_t>(base->transformer->layer->size());
+  at::Tensor first = state;
+  if (k <= L) {
+    at::Tensor h = state;
+    at::Tensor mask = attention_mask.defined()
+                          ? attention_mask
+                          : at::ones({state.size(0), state.size(1)}, at::TensorOptions().dtype(at::kLong));
+    const at::Tensor bias = additive_mask_bias(mask, h.scalar_type());
+    for (int64_t i = k - 1; i < L; ++i)
+      h = base->transformer->layer->ptr(i)->as<DistilBertBlockImpl>()->forward(h, bias, prune_last_layer && i + 1 == L);
+    first = h.select(1, 0);
+  }
+  return classifier(dropout(at::relu(pre_classifier(first))));
+}
+
 at::Tensor sinusoidal_positions(int64_t n_pos, int64_t dim) {
   at::Tensor out = at::zeros({n_pos, dim}, at::kDouble);
   auto a = out.accessor<double, 2>();

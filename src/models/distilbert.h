@@ -77,6 +77,12 @@ struct DistilBertClassifierImpl : TaskModelImpl {
                      const at::Tensor& token_type_ids) override;
   void init_weights() override;
   bool supports_last_layer_pruning() const override { return true; }
+  // embeddings, transformer.layer.0 .. L-1 (the last one's state: the first position, [B, dim]).
+  std::vector<Stage> prefix_stages() override;
+  at::Tensor forward_to(int64_t k, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                        const at::Tensor& token_type_ids) override;
+  at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask,
+                          const at::Tensor& token_type_ids = {}) override;
   DistilBertModel base{nullptr};
   AdaptableLinear pre_classifier{nullptr}, classifier{nullptr};
   torch::nn::Dropout dropout{nullptr};

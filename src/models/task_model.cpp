@@ -18,7 +18,7 @@ at::Tensor TaskModelImpl::forward_to(int64_t, const at::Tensor&, const at::Tenso
   throw Error("model_type '" + cfg.model_type + "' has no frozen-prefix stages");
 }
 
-at::Tensor TaskModelImpl::forward_from(int64_t, const at::Tensor&, const at::Tensor&) {
+at::Tensor TaskModelImpl::forward_from(int64_t, const at::Tensor&, const at::Tensor&, const at::Tensor&) {
   throw Error("model_type '" + cfg.model_type + "' has no frozen-prefix stages");
 }
 

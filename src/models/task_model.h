@@ -31,19 +31,27 @@ struct TaskModelImpl : torch::nn::Module {
   struct Stage {
     std::string name;                             // module path ("bert.encoder.layer.3")
     std::shared_ptr<torch::nn::Module> module;    // what must be frozen and deterministic to cache past it
-    bool per_token = true;                        // the state after it is [B, T, H] (else [B, H])
+    bool per_token = true;                        // the state after it is [B, T, W] (else [B, W])
+    int64_t width = 0;                            // W (0: cfg.hidden_size)
   };
   virtual std::vector<Stage> prefix_stages() { return {}; }
   // The state at cut k (1 <= k <= prefix_stages().size()); `input` is the token ids, or the pixel values
   // of an image model (mask and token types then undefined).
   virtual at::Tensor forward_to(int64_t k, const at::Tensor& input, const at::Tensor& attention_mask,
                                 const at::Tensor& token_type_ids);
-  // The logits from the state at cut k; `attention_mask` [B, T] is the batch's (undefined: all attended).
-  virtual at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask);
+  // The logits from the state at cut k; `attention_mask` [B, T] is the batch's (undefined: all attended),
+  // `token_type_ids` too (USE-lite's bi-encoder finds a pair's halves by them).
+  virtual at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask,
+                                  const at::Tensor& token_type_ids = {});
+  // Whether a cached per-token state can also hold the values the model computes at a batch's padded positions
+  // (PrefixCache keep_padding, for a method that reads them): false where padding is not a row's own
+  // (USE-lite's bi-encoder pads each half to the batch's longest half).
+  virtual bool prefix_cache_keeps_padding() const { return true; }
   // The head reads the last encoder layer at the first position only ([CLS]): when true, a family that
   // supports it (BERT, RoBERTa, DistilBERT, ViT) runs that layer's query, attention output and feed-forward for
   // the first position alone (keys and values still for all), the same logits at a fraction of the layer's
-  // cost, forward and backward. Off by default (forward() then is transformers' computation step for step);
+  // cost, forward and backward (with dropout active the masks are drawn for fewer positions, so the same
+  // computation in distribution, not bit for bit). Off by default (forward() then is transformers' computation step for step);
   // the trainer turns it on (TrainConfig::prune_last_layer) unless the method reads the unread positions.
   bool prune_last_layer = false;
   virtual bool supports_last_layer_pruning() const { return false; }

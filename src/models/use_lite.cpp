@@ -196,18 +196,25 @@ UseLiteModelImpl::UseLiteModelImpl(const UseLiteConfig& c) : cfg(c) {
   tanh_layer = register_module("tanh_layer", AdaptableLinear(c.hidden_size, c.output_dim));
 }
 
-at::Tensor UseLiteModelImpl::encode(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
+at::Tensor UseLiteModelImpl::embed(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
   if (input_ids.dim() != 2 || attention_mask.sizes() != input_ids.sizes())
     throw Error("USE-lite: input_ids and attention_mask must both be [B, T] (got " + shape_str(input_ids.sizes()) +
                 " and " + shape_str(attention_mask.sizes()) + ")");
   const int64_t T = std::min<int64_t>(input_ids.size(1), cfg.max_length);
-  auto ids = input_ids.slice(1, 0, T).to(torch::kLong);
+  return embeddings(input_ids.slice(1, 0, T).to(torch::kLong), valid_mask(attention_mask.slice(1, 0, T)));
+}
+
+at::Tensor UseLiteModelImpl::run_layers(at::Tensor x, const at::Tensor& attention_mask, int64_t from, int64_t to) {
+  const int64_t T = x.size(1);
   auto valid = valid_mask(attention_mask.slice(1, 0, T));
-  auto x = embeddings(ids, valid);
   auto valid_f = valid.unsqueeze(-1).to(x.scalar_type());
-  auto mask_bias = (1.0 - valid.to(x.scalar_type())).mul(cfg.attention_mask_bias).view({ids.size(0), 1, 1, T});
-  for (const auto& m : *encoder->layer) x = m->as<UseLiteLayer>()->forward(x, valid_f, mask_bias);
+  auto mask_bias = (1.0 - valid.to(x.scalar_type())).mul(cfg.attention_mask_bias).view({x.size(0), 1, 1, T});
+  for (int64_t i = from; i < to; ++i) x = encoder->layer->ptr(i)->as<UseLiteLayerImpl>()->forward(x, valid_f, mask_bias);
   return x;
+}
+
+at::Tensor UseLiteModelImpl::encode(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
+  return run_layers(embed(input_ids, attention_mask), attention_mask, 0, cfg.num_layers());
 }
 
 at::Tensor UseLiteModelImpl::pool(const at::Tensor& hidden, const at::Tensor& attention_mask) const {
@@ -218,7 +225,11 @@ at::Tensor UseLiteModelImpl::pool(const at::Tensor& hidden, const at::Tensor& at
 }
 
 at::Tensor UseLiteModelImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
-  auto pooled = pool(encode(input_ids, attention_mask), attention_mask);
+  return head(encode(input_ids, attention_mask), attention_mask);
+}
+
+at::Tensor UseLiteModelImpl::head(const at::Tensor& hidden, const at::Tensor& attention_mask) {
+  auto pooled = pool(hidden, attention_mask);
   auto t = torch::tanh(tanh_layer(pooled));
   return t * torch::rsqrt(t.square().sum(-1, true).clamp_min(cfg.l2_eps));
 }

@@ -126,6 +126,12 @@ struct UseLiteModelImpl : torch::nn::Module {
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask);
   // The last layer's token states [B, min(T, max_length), hidden_size] (padding rows are not zeroed).
   at::Tensor encode(const at::Tensor& input_ids, const at::Tensor& attention_mask);
+  // encode's pieces (the frozen-prefix stages): the embeddings [B, min(T, max_length), embed_dim]; layers
+  // [from, to) applied to `x` [B, T', d] (attention_mask's first T' columns are x's); pooled sentence embeddings
+  // from the last layer's states (forward = head(encode)).
+  at::Tensor embed(const at::Tensor& input_ids, const at::Tensor& attention_mask);
+  at::Tensor run_layers(at::Tensor x, const at::Tensor& attention_mask, int64_t from, int64_t to);
+  at::Tensor head(const at::Tensor& hidden, const at::Tensor& attention_mask);
   // Masked mean of `hidden` over real tokens -> [B, hidden_size] (the graph's pooling).
   at::Tensor pool(const at::Tensor& hidden, const at::Tensor& attention_mask) const;
 

@@ -142,7 +142,7 @@ at::Tensor ViTClassifierImpl::forward_to(int64_t k, const at::Tensor& pixels, co
   return k == L + 1 ? first : base->layernorm(first);
 }
 
-at::Tensor ViTClassifierImpl::forward_from(int64_t k, const at::Tensor& state, const at::Tensor&) {
+at::Tensor ViTClassifierImpl::forward_from(int64_t k, const at::Tensor& state, const at::Tensor&, const at::Tensor&) {
   const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
   at::Tensor h = state;
   if (k <= L) {

@@ -94,7 +94,7 @@ struct ViTClassifierImpl : TaskModelImpl {
   // Stages: embeddings, every encoder layer (the last one's state is the [CLS] token), the final layernorm.
   std::vector<Stage> prefix_stages() override;
   at::Tensor forward_to(int64_t k, const at::Tensor& pixel_values, const at::Tensor&, const at::Tensor&) override;
-  at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor&) override;
+  at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor&, const at::Tensor& = {}) override;
   bool takes_pixels() const override { return true; }
   bool supports_last_layer_pruning() const override { return true; }
   // transformers' ViT init: truncated normal for linear / conv weights, cls_token and position

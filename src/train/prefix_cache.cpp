@@ -44,7 +44,7 @@ PrefixCachePlan plan_prefix_cache(SequenceClassifier& model, PrefixCacheMode mod
   const auto stages = model->prefix_stages();
   if (stages.empty()) {
     if (mode == PrefixCacheMode::On)
-      plan.why_not = "model_type '" + model->cfg.model_type + "' has no frozen-prefix stages (BERT, RoBERTa and ViT do)";
+      plan.why_not = "model_type '" + model->cfg.model_type + "' has no frozen-prefix stages (BERT, RoBERTa, DistilBERT, ViT and USE-lite do)";
     return plan;
   }
   int64_t cut = 0;
@@ -89,7 +89,9 @@ PrefixCache::PrefixCache(SequenceClassifier model, int64_t cut, bool keep_paddin
     throw Error("prefix cache: cut " + std::to_string(cut) + " is outside the model's " +
                 std::to_string(stages.size()) + " stages");
   per_token_ = stages[static_cast<size_t>(cut - 1)].per_token;
-  width_ = model_->cfg.hidden_size;
+  width_ = stages[static_cast<size_t>(cut - 1)].width > 0 ? stages[static_cast<size_t>(cut - 1)].width : model_->cfg.hidden_size;
+  if (keep_padding && per_token_ && !model_->prefix_cache_keeps_padding())
+    throw Error("prefix cache: model_type '" + model_->cfg.model_type + "' cannot keep a batch's padded positions");
 }
 
 uint64_t PrefixCache::estimate_bytes(const TaskDataset& ds) const {
@@ -180,7 +182,7 @@ at::Tensor PrefixCache::logits(const Batch& b) const {
     state = at::stack(rs);
   }
   at::Tensor mask = b.attention_mask;
-  return forward_autocast([&] { return model_->forward_from(cut_, state, mask); });
+  return forward_autocast([&] { return model_->forward_from(cut_, state, mask, b.token_type_ids); });
 }
 
 at::Tensor cached_batch_logits(SequenceClassifier& model, const Batch& b, const PrefixCache* cache) {

@@ -9,7 +9,7 @@
 //                               an error when there is no frozen prefix or it does not fit
 //   --cache-frozen-prefix off
 //
-// Families opt in through TaskModelImpl::prefix_stages (BERT, RoBERTa and ViT today).
+// Families opt in through TaskModelImpl::prefix_stages (BERT, RoBERTa, DistilBERT, ViT and USE-lite today).
 #pragma once
 #include <cstdint>
 #include <memory>

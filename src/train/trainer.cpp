@@ -652,6 +652,12 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
       plan.cut = 0;
       plan.why_not = "the training rows are augmented (drawn anew every epoch)";
     }
+    if (plan.cut > 0 && method.reads_padded_positions() && !model->prefix_cache_keeps_padding() &&
+        model->prefix_stages()[static_cast<size_t>(plan.cut - 1)].per_token) {
+      plan.cut = 0;
+      plan.why_not = method.name() + " reads padded positions, which " + model->cfg.model_type +
+                     " pads per batch (not per row), so its states cannot be cached per row";
+    }
     if (plan.cut == 0 && !plan.why_not.empty()) {
       if (mode == PrefixCacheMode::On) throw Error("--cache-frozen-prefix on: " + plan.why_not);
       if (writer) fmt::print(stderr, "lorakit: frozen-prefix cache not used: {}\n", plan.why_not);

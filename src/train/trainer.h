@@ -50,7 +50,9 @@ struct TrainConfig {
   int64_t cache_max_mb = 2048;
   // The last encoder layer at the first position only, the one the head reads (TaskModelImpl::prune_last_layer):
   // StepRunner turns it on for a family that supports it unless the method reads the other positions
-  // (Method::reads_every_position: GR-LoRA). The same logits and gradients, fewer FLOPs.
+  // (Method::reads_every_position: GR-LoRA). The same logits and gradients, fewer FLOPs; with dropout the
+  // masks are drawn for fewer positions (the same training in distribution, not the unpruned run bit for bit),
+  // and RM-LoRA's output-norm diagnostics cover the positions computed ([CLS] in the pruned modules).
   bool prune_last_layer = true;
   // Continue from <out>/checkpoint/ (an Error when there is none, or when it was written by a run with
   // other settings).
