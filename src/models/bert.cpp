@@ -121,10 +121,12 @@ BertEncoderImpl::BertEncoderImpl(const ModelConfig& c) {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(BertLayer(c));
 }
 
-at::Tensor BertEncoderImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias, bool prune_last) {
+at::Tensor BertEncoderImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias, bool prune_last, int64_t from,
+                                    int64_t to) {
   at::Tensor h = x;
-  const size_t L = layer->size();
-  for (size_t i = 0; i < L; ++i) h = layer->ptr(i)->as<BertLayerImpl>()->forward(h, mask_bias, prune_last && i + 1 == L);
+  const int64_t L = static_cast<int64_t>(layer->size());
+  for (int64_t i = from; i < (to < 0 ? L : to); ++i)
+    h = layer->ptr(i)->as<BertLayerImpl>()->forward(h, mask_bias, prune_last && i + 1 == L);
   return h;
 }
 
@@ -147,8 +149,7 @@ at::Tensor BertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor&
   if (input_ids.dim() != 2) throw Error("input_ids must be [batch, seq], got " + std::to_string(input_ids.dim()) + " dims");
   at::Tensor h = embeddings(input_ids, token_type_ids);
   // Additive mask as Hugging Face builds it: 0 where attended, dtype-min where masked.
-  at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
-  return encoder(h, additive_mask_bias(mask, h.scalar_type()), prune_last);
+  return encoder->forward(h, additive_mask_bias(attention_mask, h), prune_last);
 }
 
 BertClassifierImpl::BertClassifierImpl(const ModelConfig& c) : TaskModelImpl(c) {
@@ -189,11 +190,7 @@ at::Tensor BertClassifierImpl::forward_to(int64_t k, const at::Tensor& input_ids
   if (k < 1 || k > stages) throw Error("forward_to: cut " + std::to_string(k) + " is not in 1.." + std::to_string(stages));
   at::Tensor h = base->embeddings(input_ids, token_type_ids);
   if (k == 1) return h;
-  at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
-  const at::Tensor bias = additive_mask_bias(mask, h.scalar_type());
-  const int64_t layers = std::min(k - 1, L);
-  for (int64_t i = 0; i < layers; ++i)
-    h = base->encoder->layer->ptr(i)->as<BertLayerImpl>()->forward(h, bias, prune_last_layer && i + 1 == L);
+  h = base->encoder->forward(h, additive_mask_bias(attention_mask, h), prune_last_layer, 0, std::min(k - 1, L));
   if (k - 1 < L) return h;
   at::Tensor first = h.select(1, 0);
   if (k == L + 1) return first;
@@ -205,14 +202,7 @@ at::Tensor BertClassifierImpl::forward_from(int64_t k, const at::Tensor& state, 
   const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
   at::Tensor first, pooled;
   if (k <= L) {
-    at::Tensor h = state;
-    at::Tensor mask = attention_mask.defined()
-                          ? attention_mask
-                          : at::ones({state.size(0), state.size(1)}, at::TensorOptions().dtype(at::kLong));
-    const at::Tensor bias = additive_mask_bias(mask, h.scalar_type());
-    for (int64_t i = k - 1; i < L; ++i)
-      h = base->encoder->layer->ptr(i)->as<BertLayerImpl>()->forward(h, bias, prune_last_layer && i + 1 == L);
-    first = h.select(1, 0);
+    first = base->encoder->forward(state, additive_mask_bias(attention_mask, state), prune_last_layer, k - 1).select(1, 0);
   } else if (k == L + 1) {
     first = state;
   } else {

@@ -74,8 +74,10 @@ TORCH_MODULE(BertLayer);
 
 struct BertEncoderImpl : torch::nn::Module {
   explicit BertEncoderImpl(const ModelConfig& c);
-  // prune_last: the last layer at the first position alone (its output [B, 1, H]).
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias, bool prune_last = false);
+  // Layers [from, to) (to < 0: through the last); prune_last: the last layer at the first position alone (its
+  // output [B, 1, H]).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias, bool prune_last = false, int64_t from = 0,
+                     int64_t to = -1);
   torch::nn::ModuleList layer{nullptr};
 };
 TORCH_MODULE(BertEncoder);

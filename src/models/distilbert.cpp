@@ -73,10 +73,11 @@ DistilBertTransformerImpl::DistilBertTransformerImpl(const ModelConfig& c) {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(DistilBertBlock(c));
 }
 
-at::Tensor DistilBertTransformerImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias, bool prune_last) {
+at::Tensor DistilBertTransformerImpl::forward(const at::Tensor& x, const at::Tensor& mask_bias, bool prune_last,
+                                              int64_t from, int64_t to) {
   at::Tensor h = x;
-  const size_t L = layer->size();
-  for (size_t i = 0; i < L; ++i)
+  const int64_t L = static_cast<int64_t>(layer->size());
+  for (int64_t i = from; i < (to < 0 ? L : to); ++i)
     h = layer->ptr(i)->as<DistilBertBlockImpl>()->forward(h, mask_bias, prune_last && i + 1 == L);
   return h;
 }
@@ -88,8 +89,7 @@ DistilBertModelImpl::DistilBertModelImpl(const ModelConfig& c) {
 
 at::Tensor DistilBertModelImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool prune_last) {
   at::Tensor h = embeddings(input_ids);
-  at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
-  return transformer(h, additive_mask_bias(mask, h.scalar_type()), prune_last);
+  return transformer->forward(h, additive_mask_bias(attention_mask, h), prune_last);
 }
 
 DistilBertClassifierImpl::DistilBertClassifierImpl(const ModelConfig& c) : TaskModelImpl(c) {
@@ -120,10 +120,7 @@ at::Tensor DistilBertClassifierImpl::forward_to(int64_t k, const at::Tensor& inp
   if (k < 1 || k > L + 1) throw Error("forward_to: cut " + std::to_string(k) + " is not in 1.." + std::to_string(L + 1));
   at::Tensor h = base->embeddings(input_ids);
   if (k == 1) return h;
-  at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
-  const at::Tensor bias = additive_mask_bias(mask, h.scalar_type());
-  for (int64_t i = 0; i < k - 1; ++i)
-    h = base->transformer->layer->ptr(i)->as<DistilBertBlockImpl>()->forward(h, bias, prune_last_layer && i + 1 == L);
+  h = base->transformer->forward(h, additive_mask_bias(attention_mask, h), prune_last_layer, 0, k - 1);
   return k == L + 1 ? h.select(1, 0) : h;
 }
 
@@ -131,16 +128,9 @@ at::Tensor DistilBertClassifierImpl::forward_from(int64_t k, const at::Tensor& s
                                                   const at::Tensor& /*token_type_ids*/) {
   const int64_t L = static_cast<int64_t>(base->transformer->layer->size());
   at::Tensor first = state;
-  if (k <= L) {
-    at::Tensor h = state;
-    at::Tensor mask = attention_mask.defined()
-                          ? attention_mask
-                          : at::ones({state.size(0), state.size(1)}, at::TensorOptions().dtype(at::kLong));
-    const at::Tensor bias = additive_mask_bias(mask, h.scalar_type());
-    for (int64_t i = k - 1; i < L; ++i)
-      h = base->transformer->layer->ptr(i)->as<DistilBertBlockImpl>()->forward(h, bias, prune_last_layer && i + 1 == L);
-    first = h.select(1, 0);
-  }
+  if (k <= L)
+    first = base->transformer->forward(state, additive_mask_bias(attention_mask, state), prune_last_layer, k - 1)
+                .select(1, 0);
   return classifier(dropout(at::relu(pre_classifier(first))));
 }
 

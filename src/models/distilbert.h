@@ -55,8 +55,10 @@ TORCH_MODULE(DistilBertBlock);
 
 struct DistilBertTransformerImpl : torch::nn::Module {
   explicit DistilBertTransformerImpl(const ModelConfig& c);
-  // prune_last: the last block at the first position alone (its output [B, 1, dim]).
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias, bool prune_last = false);
+  // Blocks [from, to) (to < 0: through the last); prune_last: the last block at the first position alone (its
+  // output [B, 1, dim]).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mask_bias, bool prune_last = false, int64_t from = 0,
+                     int64_t to = -1);
   torch::nn::ModuleList layer{nullptr};
 };
 TORCH_MODULE(DistilBertTransformer);

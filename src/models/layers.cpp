@@ -117,6 +117,13 @@ at::Tensor additive_mask_bias(const at::Tensor& attention_mask, at::ScalarType d
   return (1.0 - attention_mask.to(dtype)).unsqueeze(1).unsqueeze(2) * lowest_value(dtype);
 }
 
+at::Tensor additive_mask_bias(const at::Tensor& attention_mask, const at::Tensor& states) {
+  const at::Tensor mask = attention_mask.defined()
+                              ? attention_mask
+                              : at::ones({states.size(0), states.size(1)}, at::TensorOptions().dtype(at::kLong));
+  return additive_mask_bias(mask, states.scalar_type());
+}
+
 void check_token_ids(const at::Tensor& input_ids, int64_t vocab_size) {
   if (input_ids.dim() != 2) throw Error("input_ids must be [batch, seq], got " + std::to_string(input_ids.dim()) + " dims");
   if (input_ids.numel() == 0) return;

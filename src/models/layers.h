@@ -74,6 +74,8 @@ double lowest_value(at::ScalarType dtype);
 // Additive attention bias [B, 1, 1, T] from a [B, T] 0/1 mask, as Hugging Face builds it: 0 where
 // attended, the dtype's lowest value where masked.
 at::Tensor additive_mask_bias(const at::Tensor& attention_mask, at::ScalarType dtype);
+// The same for `states` [B, T, ...] in their dtype; an undefined mask attends to every position.
+at::Tensor additive_mask_bias(const at::Tensor& attention_mask, const at::Tensor& states);
 
 // A length check that names the model's limit (shared by the text encoders).
 void check_token_ids(const at::Tensor& input_ids, int64_t vocab_size);

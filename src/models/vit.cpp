@@ -92,10 +92,11 @@ ViTEncoderImpl::ViTEncoderImpl(const ModelConfig& c) {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(ViTLayer(c));
 }
 
-at::Tensor ViTEncoderImpl::forward(const at::Tensor& x, bool prune_last) {
+at::Tensor ViTEncoderImpl::forward(const at::Tensor& x, bool prune_last, int64_t from, int64_t to) {
   at::Tensor h = x;
-  const size_t L = layer->size();
-  for (size_t i = 0; i < L; ++i) h = layer->ptr(i)->as<ViTLayerImpl>()->forward(h, prune_last && i + 1 == L);
+  const int64_t L = static_cast<int64_t>(layer->size());
+  for (int64_t i = from; i < (to < 0 ? L : to); ++i)
+    h = layer->ptr(i)->as<ViTLayerImpl>()->forward(h, prune_last && i + 1 == L);
   return h;
 }
 
@@ -106,7 +107,7 @@ ViTModelImpl::ViTModelImpl(const ModelConfig& c) {
 }
 
 at::Tensor ViTModelImpl::forward(const at::Tensor& pixels, bool prune_last) {
-  return layernorm(encoder(embeddings(pixels), prune_last));
+  return layernorm(encoder->forward(embeddings(pixels), prune_last));
 }
 
 ViTClassifierImpl::ViTClassifierImpl(const ModelConfig& c) : TaskModelImpl(c) {
@@ -134,9 +135,7 @@ std::vector<TaskModelImpl::Stage> ViTClassifierImpl::prefix_stages() {
 at::Tensor ViTClassifierImpl::forward_to(int64_t k, const at::Tensor& pixels, const at::Tensor&, const at::Tensor&) {
   const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
   if (k < 1 || k > L + 2) throw Error("forward_to: cut " + std::to_string(k) + " is not in 1.." + std::to_string(L + 2));
-  at::Tensor h = base->embeddings(pixels);
-  for (int64_t i = 0; i < std::min(k - 1, L); ++i)
-    h = base->encoder->layer->ptr(i)->as<ViTLayerImpl>()->forward(h, prune_last_layer && i + 1 == L);
+  at::Tensor h = base->encoder->forward(base->embeddings(pixels), prune_last_layer, 0, std::min(k - 1, L));
   if (k - 1 < L) return h;
   at::Tensor first = h.select(1, 0);  // layernorm is per token: [CLS] alone gives what the head reads
   return k == L + 1 ? first : base->layernorm(first);
@@ -145,11 +144,7 @@ at::Tensor ViTClassifierImpl::forward_to(int64_t k, const at::Tensor& pixels, co
 at::Tensor ViTClassifierImpl::forward_from(int64_t k, const at::Tensor& state, const at::Tensor&, const at::Tensor&) {
   const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
   at::Tensor h = state;
-  if (k <= L) {
-    for (int64_t i = k - 1; i < L; ++i)
-      h = base->encoder->layer->ptr(i)->as<ViTLayerImpl>()->forward(h, prune_last_layer && i + 1 == L);
-    h = h.select(1, 0);
-  }
+  if (k <= L) h = base->encoder->forward(h, prune_last_layer, k - 1).select(1, 0);
   if (k <= L + 1) h = base->layernorm(h);
   return classifier(h);
 }

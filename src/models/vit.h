@@ -70,7 +70,8 @@ TORCH_MODULE(ViTLayer);
 
 struct ViTEncoderImpl : torch::nn::Module {
   explicit ViTEncoderImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& x, bool prune_last = false);  // prune_last: the last layer at [CLS] alone
+  // Layers [from, to) (to < 0: through the last); prune_last: the last layer at [CLS] alone.
+  at::Tensor forward(const at::Tensor& x, bool prune_last = false, int64_t from = 0, int64_t to = -1);
   torch::nn::ModuleList layer{nullptr};
 };
 TORCH_MODULE(ViTEncoder);
