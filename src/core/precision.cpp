@@ -24,10 +24,7 @@ PrecisionChoice resolve_precision(const std::string& mode, const std::string& so
   if (mode == "fp32" || mode == "bf16") {
     c.bf16 = mode == "bf16";
     c.why = source == "--bf16" ? source : source + " " + mode;
-    if (c.bf16 && !cpu_has_bf16())
-      throw Error(c.why + ": this CPU (" + cpu_isa() +
-                  ") has no bf16 instructions (AVX512-BF16 or AMX); LibTorch would emulate bf16 GEMMs at a few "
-                  "GFLOP/s, far slower than fp32. Use --precision fp32 or auto");
+    if (c.bf16) require_bf16_cpu(c.why);
   } else if (mode == "auto") {
     c.bf16 = cpu_has_bf16();
     c.why = "auto: this CPU (" + cpu_isa() + ") " +
@@ -36,6 +33,13 @@ PrecisionChoice resolve_precision(const std::string& mode, const std::string& so
     throw Error(source + ": '" + mode + "' is not one of auto, fp32, bf16");
   }
   return c;
+}
+
+void require_bf16_cpu(const std::string& source) {
+  if (cpu_has_bf16()) return;
+  throw Error(source + ": this CPU (" + cpu_isa() +
+              ") has no bf16 instructions (AVX512-BF16 or AMX); LibTorch would emulate bf16 GEMMs at a few "
+              "GFLOP/s, far slower than fp32. Use --precision fp32 or auto");
 }
 
 std::string default_precision() {

@@ -38,6 +38,8 @@ struct PrecisionChoice {
   std::string why;  // "auto: this CPU has AVX512-BF16", "--precision fp32", ...
 };
 PrecisionChoice resolve_precision(const std::string& mode, const std::string& source = "--precision");
+// The refusal of bf16 on a CPU without bf16 instructions, naming `source` (an Error; nothing on a CPU with them).
+void require_bf16_cpu(const std::string& source);
 // The default of --precision: $LORAKIT_PRECISION when it is set and not empty (as accelerate's
 // ACCELERATE_MIXED_PRECISION; the test suite sets fp32 so that its numerics do not depend on the CPU), else "auto".
 std::string default_precision();

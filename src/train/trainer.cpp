@@ -411,10 +411,7 @@ void TrainConfig::validate() const {
   if (max_bad_steps < 0) throw Error("--max-bad-steps must be >= 0, got " + std::to_string(max_bad_steps));
   if (save_steps < 0) throw Error("--save-steps must be >= 0, got " + std::to_string(save_steps));
   if (logging_steps < 0) throw Error("--logging-steps must be >= 0, got " + std::to_string(logging_steps));
-  if (bf16 && !cpu_has_bf16())
-    throw Error("--precision bf16 (--bf16): this CPU (" + cpu_isa() +
-                ") has no bf16 instructions (AVX512-BF16 or AMX); LibTorch would emulate bf16 GEMMs at a few "
-                "GFLOP/s, far slower than fp32. Use --precision fp32 or auto");
+  if (bf16) require_bf16_cpu("--precision bf16 (--bf16)");
   parse_prefix_cache_mode(cache_frozen_prefix);
   if (cache_max_mb < 0) throw Error("--cache-max-mb must be >= 0, got " + std::to_string(cache_max_mb));
   if (out_dir.empty()) throw Error("--out is required");
