@@ -82,6 +82,11 @@ TEST_F(DistCli, LoraTwoRanksEqualOneProcess) { expect_same_training("--method lo
 
 TEST_F(DistCli, GrLoraTwoRanksEqualOneProcess) { expect_same_training("--method gr-lora --r 4"); }
 
+// c's correction of A's and B's task gradients is applied on each rank before the ranks' sum.
+TEST_F(DistCli, GrLoraParamsScopeTwoRanksEqualOneProcess) {
+  expect_same_training("--method gr-lora --r 4 --gr-scale-scope params --gr-scale 0.3");
+}
+
 TEST_F(DistCli, RmLoraTwoRanksEqualOneProcess) { expect_same_training("--method rm-lora --r 4"); }
 
 TEST_F(DistCli, AKilledRankStopsTheRunWithinTheTimeout) {

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -308,7 +309,80 @@ TEST(GrLoraConfigTest, FromJsonAndRegistry) {
   EXPECT_THROW(make_method("gr-lora", mo), Error);
   mo.extra = {{"gr_max_scale", -1.0}};
   EXPECT_THROW(make_method("gr-lora", mo), Error);
+  mo.extra = {{"gr_scale_scope", "params"}};
+  auto p = make_method("gr-lora", mo);
+  EXPECT_TRUE(dynamic_cast<GrLoraMethod*>(p.get())->gr_config().params_scope());
+  EXPECT_EQ(dynamic_cast<GrLoraMethod*>(p.get())->extra_config()["gr_lora"]["gr_scale_scope"], "params");
+  EXPECT_EQ(GrLoraConfig::from_json(GrLoraConfig::from_json(mo.extra).to_json()).scope, "params");
+  EXPECT_EQ(GrLoraConfig::from_json(nlohmann::json::object()).scope, "branch");  // a run saved before the flag
+  mo.extra = {{"gr_scale_scope", "module"}};
+  EXPECT_THROW(make_method("gr-lora", mo), Error);
 }
+
+// ---------------------------------------------------------------- --gr-scale-scope params
+
+// The trainable parameters' gradients after extra_loss, the backward and the after_backward hook.
+std::vector<at::Tensor> step_gradients(GrFixture& s, StepInfo& info) {
+  at::Tensor p = s.method->extra_loss(info);
+  (p.defined() ? info.task_loss + p : info.task_loss).backward();
+  s.method->after_backward(info);
+  std::vector<at::Tensor> g;
+  for (auto& t : s.model->parameters())
+    if (t.requires_grad()) g.push_back(t.grad().defined() ? t.grad().clone() : at::zeros_like(t));
+  return g;
+}
+
+// Scope "params": A's and B's gradients are c·∇L_task + ∇P and every other gradient is the unscaled one;
+// the reference is the same model and dropout with the scaling off (so no gradient anywhere is scaled),
+// whose task and penalty gradients are taken apart.
+void expect_params_scope(const std::string& mode, bool penalty) {
+  GrLoraConfig on, off;
+  on.scope = "params";
+  on.scale = 0.37;  // c far from 1
+  on.penalty_mode = off.penalty_mode = mode;
+  off.scaling = false;
+  on.penalty = off.penalty = penalty;
+  GrFixture a = make_setup(false, on), b = make_setup(false, off);
+  StepInfo ia = forward_step(a), ib = forward_step(b);
+  ASSERT_TRUE(at::allclose(ia.logits, ib.logits, 0, 0));
+  std::vector<at::Tensor> trainable;
+  for (auto& t : b.model->parameters())
+    if (t.requires_grad()) trainable.push_back(t);
+  auto task = torch::autograd::grad({ib.task_loss}, trainable, {}, /*retain_graph=*/true, false, /*allow_unused=*/true);
+  auto total = step_gradients(b, ib);  // scaling off: ∇L_task + ∇P
+  auto got = step_gradients(a, ia);
+  ASSERT_EQ(got.size(), total.size());
+  // c of the module owning each trainable tensor (1 for the classifier head).
+  std::map<const void*, double> c_of;
+  const auto al = a.method->gr_layers();
+  for (auto* l : al) {
+    ASSERT_GT(std::abs(l->last_scale - 1.0), 0.1);
+    c_of[l->lora_A->weight.unsafeGetTensorImpl()] = c_of[l->lora_B->weight.unsafeGetTensorImpl()] = l->last_scale;
+  }
+  size_t k = 0, scaled = 0;
+  for (auto& t : a.model->parameters()) {
+    if (!t.requires_grad()) continue;
+    const at::Tensor t_task = task[k].defined() ? task[k] : at::zeros_like(total[k]);
+    auto it = c_of.find(t.unsafeGetTensorImpl());
+    const double c = it == c_of.end() ? 1.0 : it->second;
+    scaled += it != c_of.end();
+    const at::Tensor want = total[k] + (c - 1.0) * t_task;
+    ASSERT_GT(want.norm().item<double>(), 0) << k;
+    EXPECT_LT(rel_diff(got[k], want), 1e-9) << mode << " parameter " << k << " c " << c;
+    ++k;
+  }
+  EXPECT_EQ(scaled, 2 * al.size());
+  for (auto* l : al) EXPECT_FALSE(l->task_grad_A.defined() || l->task_grad_B.defined());  // used once
+  // The penalty itself is the one of the unscaled model.
+  if (penalty) {
+    const auto sa = a.method->epoch_stats(), sb = b.method->epoch_stats();
+    EXPECT_NEAR(sa["gr_penalty"].get<double>(), sb["gr_penalty"].get<double>(), 1e-12 * sb["gr_penalty"].get<double>());
+  }
+}
+
+TEST(GrLoraScaleScope, ParamsScalesOnlyTheTaskGradientsOfAAndBEfficient) { expect_params_scope("efficient", true); }
+TEST(GrLoraScaleScope, ParamsScalesOnlyTheTaskGradientsOfAAndBNaive) { expect_params_scope("naive", true); }
+TEST(GrLoraScaleScope, ParamsWithoutThePenaltyIsCTimesTheTaskGradient) { expect_params_scope("efficient", false); }
 
 // ---------------------------------------------------------------- CLI run on real MRPC
 

@@ -247,10 +247,12 @@ StepRunner::Out StepRunner::step(const Batch& b, int64_t epoch, int64_t global_r
   if (dist) {
     // This rank's share of the global mean; the methods' terms likewise (StepInfo::param_share / global_count).
     info.task_loss = info.per_sample_loss.sum() / static_cast<double>(global_rows);
+    info.sample_weight = 1.0 / static_cast<double>(global_rows);
     info.param_share = 1.0 / dist->world_size();
     info.global_count = [dist](int64_t n) { return dist->sum(n); };
   } else {
     info.task_loss = info.per_sample_loss.mean();
+    info.sample_weight = 1.0 / static_cast<double>(std::max<int64_t>(1, info.per_sample_loss.size(0)));
   }
   at::Tensor extra = m.method.extra_loss(info);
   at::Tensor loss = extra.defined() ? info.task_loss + extra : info.task_loss;
@@ -264,6 +266,7 @@ StepRunner::Out StepRunner::step(const Batch& b, int64_t epoch, int64_t global_r
            : info.task_loss.item<double>();
   if (finite) {
     loss.backward();
+    m.method.after_backward(info);
     if (dist) {
       std::vector<at::Tensor> grads;
       for (auto& p : m.trainable)

@@ -8,6 +8,7 @@
 //     forward → task loss (mean) and per-sample losses
 //     extra_loss(step)                    added to the task loss before backward
 //     backward
+//     after_backward(step)                this rank's gradients, before the ranks' sum and clipping
 //     before_optimizer_step(step, opt)    gradient transforms (after clipping)
 //     optimizer.step()
 //     after_optimizer_step(step, opt)     update transforms / pruning / projection
@@ -19,6 +20,7 @@
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -42,6 +44,12 @@ struct StepInfo {
   at::Tensor labels;           // Batch::labels
   at::Tensor per_sample_loss;  // [B], each sample's own loss (not divided by B)
   at::Tensor task_loss;        // mean of per_sample_loss
+  // ∂task_loss/∂per_sample_loss[i], the same for every row: 1/B, or 1/(the global batch's rows) when data-parallel.
+  // 0 (a StepInfo the trainer did not fill) reads as 1/B.
+  double sample_weight = 0;
+  double task_weight() const {
+    return sample_weight > 0 ? sample_weight : 1.0 / static_cast<double>(std::max<int64_t>(1, per_sample_loss.size(0)));
+  }
   const Task* task = nullptr;  // the task being trained
   // The task's "correct" mask [B] bool for these outputs (GR-LoRA's S); `tau`: regression tolerance.
   at::Tensor correct(double tau) const;
@@ -89,6 +97,9 @@ class Method {
   // Default: every trainable parameter; biases and LayerNorm weights without weight decay.
   virtual std::vector<ParamGroup> param_groups(SequenceClassifier& model, double weight_decay);
   virtual at::Tensor extra_loss(StepInfo& step) { return {}; }
+  // Gradient corrections on this rank's own gradients (p.grad()), right after backward: data-parallel ranks sum
+  // the gradients after it, so a correction linear in the rank's samples comes out right for the global batch.
+  virtual void after_backward(StepInfo& step) {}
   virtual void before_optimizer_step(StepInfo& step, torch::optim::Optimizer& opt) {}
   virtual void after_optimizer_step(StepInfo& step, torch::optim::Optimizer& opt) {}
   // Statistics gathered since the last call, for the epoch log (then reset).

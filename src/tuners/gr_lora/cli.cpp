@@ -37,6 +37,11 @@ void add_gr_lora_flags(CLI::App& cmd, std::shared_ptr<nlohmann::json> extra) {
          "--gr-penalty", [extra](const std::string& v) { (*extra)["gr_penalty"] = v; },
          "GR-LoRA: penalty computation, efficient (batched per-sample gradients) | naive (one backward per sample)")
       ->check(CLI::IsMember({"efficient", "naive"}));
+  cmd.add_option_function<std::string>(
+         "--gr-scale-scope", [extra](const std::string& v) { (*extra)["gr_scale_scope"] = v; },
+         "GR-LoRA: what c scales, branch (the gradient at the branch output, SPEC 3.1) | params (only the "
+         "task gradients of A and B) (default branch)")
+      ->check(CLI::IsMember({"branch", "params"}));
 }
 
 }  // namespace lorakit

@@ -16,6 +16,8 @@ void GrLoraConfig::validate() const {
   if (!finite(tau) || tau < 0) throw Error("--gr-tau must be >= 0, got " + std::to_string(tau));
   if (penalty_mode != "efficient" && penalty_mode != "naive")
     throw Error("--gr-penalty must be 'efficient' or 'naive', got '" + penalty_mode + "'");
+  if (scope != "branch" && scope != "params")
+    throw Error("--gr-scale-scope must be 'branch' or 'params', got '" + scope + "'");
 }
 
 nlohmann::json GrLoraConfig::to_json() const {
@@ -24,6 +26,7 @@ nlohmann::json GrLoraConfig::to_json() const {
   j["gr_scale"] = scale;
   j["gr_eps"] = eps;
   j["gr_max_scale"] = max_scale;
+  j["gr_scale_scope"] = scope;
   j["gr_no_penalty"] = !penalty;
   j["gr_reg"] = reg;
   j["gr_tau"] = tau;
@@ -38,6 +41,7 @@ GrLoraConfig GrLoraConfig::from_json(const nlohmann::json& j) {
     c.scale = j.value("gr_scale", c.scale);
     c.eps = j.value("gr_eps", c.eps);
     c.max_scale = j.value("gr_max_scale", c.max_scale);
+    c.scope = j.value("gr_scale_scope", c.scope);
     c.penalty = !j.value("gr_no_penalty", !c.penalty);
     c.reg = j.value("gr_reg", c.reg);
     c.tau = j.value("gr_tau", c.tau);

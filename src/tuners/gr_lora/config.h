@@ -12,6 +12,11 @@ struct GrLoraConfig {
   double scale = 1.0;       // λ_scale
   double eps = 1e-6;        // ε
   double max_scale = 100.0;
+  // What c multiplies: "branch" (SPEC 3.1, the default) — the gradient arriving at the branch output h,
+  // so every gradient that passes through the branch (A's, B's, and the part sent down to x and the
+  // layers below) is scaled; "params" — only the task-loss gradients of this module's A and B, the
+  // gradient sent down through the branch and the penalty's gradients staying unscaled.
+  std::string scope = "branch";
   // 2. Correctness-aware penalty: λ_reg · (1/|S|) Σ_{i∈S} Σ_modules (‖∇_A L_i‖² + ‖∇_B L_i‖²).
   bool penalty = true;
   double reg = 0.01;        // λ_reg
@@ -21,10 +26,11 @@ struct GrLoraConfig {
   bool profile = false;
 
   bool penalty_active() const { return penalty && reg != 0.0; }
+  bool params_scope() const { return scaling && scope == "params"; }
   void validate() const;  // throws lorakit::Error
   nlohmann::json to_json() const;
   // Keys are the CLI flags' names: gr_scale, gr_eps, gr_max_scale, gr_no_scaling, gr_reg, gr_tau,
-  // gr_no_penalty, gr_penalty ("efficient" | "naive"), and gr_profile. from_json reads what the flags
+  // gr_no_penalty, gr_penalty ("efficient" | "naive"), gr_scale_scope ("branch" | "params") and gr_profile. from_json reads what the flags
   // write (absent keys keep their defaults); to_json writes every setting, so the two round-trip.
   static GrLoraConfig from_json(const nlohmann::json& j);
 };

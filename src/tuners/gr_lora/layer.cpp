@@ -12,10 +12,15 @@ double grad_scale_factor(double norm, double scale, double eps, double max_scale
   return std::min(scale / denom, max_scale);
 }
 
+double branch_norm(const at::Tensor& h, const GradScaleSwitch* sw) {
+  double n = h.detach().norm().item<double>();
+  if (sw && sw->sum_over_ranks) n = std::sqrt(sw->sum_over_ranks(n * n));
+  return n;
+}
+
 at::Tensor GradScaleFunction::forward(torch::autograd::AutogradContext* ctx, at::Tensor h, double scale, double eps,
                                       double max_scale, c10::intrusive_ptr<GradScaleSwitch> sw, double* norm_out) {
-  double n = h.norm().item<double>();  // runs without grad inside a custom function's forward
-  if (sw && sw->sum_over_ranks) n = std::sqrt(sw->sum_over_ranks(n * n));
+  const double n = branch_norm(h, sw.get());
   ctx->saved_data["c"] = grad_scale_factor(n, scale, eps, max_scale);
   if (sw) ctx->saved_data["switch"] = c10::IValue::make_capsule(sw);
   if (norm_out) *norm_out = n;
@@ -53,7 +58,10 @@ at::Tensor GrLoraLayer::transform_branch(const at::Tensor& h, const at::Tensor& 
   at::Tensor out = h;
   if (gr.scaling) {
     double n = 0;
-    out = grad_scale(h, gr.scale, gr.eps, gr.max_scale, sw, &n);
+    if (gr.params_scope())
+      n = branch_norm(h, sw.get());  // no node on the graph: c is applied to A's and B's gradients afterwards
+    else
+      out = grad_scale(h, gr.scale, gr.eps, gr.max_scale, sw, &n);
     last_scale = grad_scale_factor(n, gr.scale, gr.eps, gr.max_scale);
     scale_sum += last_scale;
     ++scale_count;
@@ -63,6 +71,23 @@ at::Tensor GrLoraLayer::transform_branch(const at::Tensor& h, const at::Tensor& 
     rec_x = x_dropped;
   }
   return out;
+}
+
+void GrLoraLayer::scale_task_gradients() {
+  torch::NoGradGuard ng;
+  const double c = last_scale;
+  auto fix = [c](const at::Tensor& w, const at::Tensor& task) {
+    if (!w.grad().defined()) return;
+    at::Tensor& g = const_cast<at::Tensor&>(w).mutable_grad();
+    if (task.defined())
+      g.add_(task.to(g.scalar_type()), c - 1.0);
+    else
+      g.mul_(c);
+  };
+  fix(lora_A->weight, task_grad_A);
+  fix(lora_B->weight, task_grad_B);
+  task_grad_A = at::Tensor();
+  task_grad_B = at::Tensor();
 }
 
 double GrLoraLayer::take_mean_scale() {

@@ -37,6 +37,8 @@ class GradScaleBypass {
 
 // c = min(λ / (n + ε), max_scale).
 double grad_scale_factor(double norm, double scale, double eps, double max_scale);
+// n = ‖h‖_F of the whole tensor (no grad), over every rank's batch when `sw` sums over ranks.
+double branch_norm(const at::Tensor& h, const GradScaleSwitch* sw);
 
 // Identity forward that records n = ‖h‖_F (the whole tensor, no grad); backward g ↦ c·g with c a
 // constant (so the backward is itself differentiable: double backward works). `norm_out` (may be null)
@@ -61,6 +63,11 @@ class GrLoraLayer : public LoraLayer {
     rec_h = at::Tensor();
     rec_x = at::Tensor();
   }
+  // Scope "params", after the trainer's backward: A's and B's gradients become c·(task part) + (the rest).
+  // With task_grad_A/B recorded (the penalty's pass computed them) only the task part is scaled, as
+  // grad += (c − 1)·task_grad; without (no penalty this step) the whole gradient is the task's and is
+  // multiplied by c. Then drops the recorded task gradients.
+  void scale_task_gradients();
   // Mean c of the training forwards since the last reset (NaN if none), then resets.
   double take_mean_scale();
 
@@ -69,6 +76,9 @@ class GrLoraLayer : public LoraLayer {
   // Set by the last training forward with grad enabled (and only when the penalty is on):
   at::Tensor rec_h;  // h' = the branch output after the scaling function, where it joins W0 x
   at::Tensor rec_x;  // x̃ = the dropped-out input the branch saw
+  // Scope "params": this rank's share of the task loss's gradient of A and B for the last step (no graph),
+  // when the penalty's pass provided it.
+  at::Tensor task_grad_A, task_grad_B;
   double last_scale = 0;  // c of the last training forward
   double scale_sum = 0;
   int64_t scale_count = 0;

@@ -38,7 +38,8 @@ void GrLoraMethod::clear_records() {
   for (auto* l : gr_layers()) l->clear_record();
 }
 
-at::Tensor GrLoraMethod::penalty_sum_efficient(const at::Tensor& per_sample_loss, const at::Tensor& correct) const {
+at::Tensor GrLoraMethod::penalty_sum_efficient(const at::Tensor& per_sample_loss, const at::Tensor& correct,
+                                               double task_weight) const {
   const auto layers = gr_layers();
   std::vector<at::Tensor> outs;
   outs.reserve(layers.size());
@@ -52,8 +53,11 @@ at::Tensor GrLoraMethod::penalty_sum_efficient(const at::Tensor& per_sample_loss
   const bool all = n_s == batch;
   // δ = ∂(Σ_{i∈S} L_i)/∂h' for every module at once. Samples do not interact, so row i∈S is ∂L_i/∂h'_i
   // (the rows outside S are zero and dropped below). create_graph: the penalty is differentiated
-  // again by the trainer's backward. The scaling nodes downstream are bypassed: true gradients.
-  at::Tensor sum_s = (per_sample_loss * correct.to(per_sample_loss.scalar_type())).sum();
+  // again by the trainer's backward. The scaling nodes downstream are bypassed: true gradients. With
+  // task_weight the seed is every row's loss: the rows in S are the same, the others feed the task gradients.
+  const bool with_task = task_weight > 0;
+  at::Tensor sum_s =
+      with_task ? per_sample_loss.sum() : (per_sample_loss * correct.to(per_sample_loss.scalar_type())).sum();
   torch::autograd::variable_list deltas;
   const auto t0 = Clock::now();
   {
@@ -64,11 +68,26 @@ at::Tensor GrLoraMethod::penalty_sum_efficient(const at::Tensor& per_sample_loss
   ph_.delta_grad += seconds_since(t0);
   at::Tensor total;
   for (size_t m = 0; m < layers.size(); ++m) {
-    if (!deltas[m].defined()) continue;  // this module does not reach the loss
     auto* l = layers[m];
+    if (!deltas[m].defined()) {  // this module does not reach the loss
+      if (with_task) {
+        l->task_grad_A = at::zeros_like(l->lora_A->weight).detach();
+        l->task_grad_B = at::zeros_like(l->lora_B->weight).detach();
+      }
+      continue;
+    }
     const at::Tensor& A = l->lora_A->weight;  // [R, d_in]
     const at::Tensor& B = l->lora_B->weight;  // [d_out, R]
     const int64_t d_in = A.size(1), d_out = B.size(0);
+    if (with_task) {
+      // Σ_i ∂L_i/∂A and ∂L_i/∂B from every row of δ (no graph): s·Σ_t (δ_t B)ᵀ x̃_t and s·Σ_t δ_tᵀ (A x̃_t).
+      torch::NoGradGuard ng;
+      at::Tensor dt = deltas[m].detach().to(A.scalar_type()).reshape({-1, d_out});
+      at::Tensor xt = l->rec_x.detach().to(A.scalar_type()).reshape({-1, d_in});
+      const double f = task_weight * l->scaling;
+      l->task_grad_B = at::matmul(dt.t(), at::matmul(xt, A.detach().t())) * f;  // [d_out, R]
+      l->task_grad_A = at::matmul(at::matmul(dt, B.detach()).t(), xt) * f;      // [R, d_in]
+    }
     at::Tensor d = all ? deltas[m] : deltas[m].index_select(0, idx);
     at::Tensor x = all ? l->rec_x : l->rec_x.index_select(0, idx);
     // Under --bf16 the recorded branch ran in bf16 autocast: the penalty's own arithmetic is fp32.
@@ -114,20 +133,41 @@ at::Tensor GrLoraMethod::penalty_sum_naive(const at::Tensor& per_sample_loss, co
   return total;
 }
 
+// The naive path computes no δ: the task loss's own first-order gradients of A and B (one more sweep; the naive
+// path is the reference, not the fast one). No scaling node is on the graph under scope "params".
+void GrLoraMethod::record_task_gradients_by_autograd(const StepInfo& step) const {
+  const auto layers = gr_layers();
+  std::vector<at::Tensor> params;
+  for (auto* l : layers) {
+    params.push_back(l->lora_A->weight);
+    params.push_back(l->lora_B->weight);
+  }
+  auto g = torch::autograd::grad({step.task_loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/false,
+                                 /*allow_unused=*/true);
+  for (size_t k = 0; k < layers.size(); ++k) {
+    layers[k]->task_grad_A = g[2 * k].defined() ? g[2 * k] : at::zeros_like(params[2 * k]);
+    layers[k]->task_grad_B = g[2 * k + 1].defined() ? g[2 * k + 1] : at::zeros_like(params[2 * k + 1]);
+  }
+}
+
 at::Tensor GrLoraMethod::penalty(const StepInfo& step, const std::string& mode_in) const {
   const std::string mode = mode_in.empty() ? gr_.penalty_mode : mode_in;
+  const bool params_scope = gr_.params_scope();
+  for (auto* l : gr_layers()) l->task_grad_A = l->task_grad_B = at::Tensor();
   at::Tensor correct = step.correct(gr_.tau);
   const int64_t local_s = correct.sum().item<int64_t>();
   // 1/|S| over the whole (global) batch: each rank returns its samples' share.
   const int64_t n_s = step.global_count_of(local_s);
   if (local_s == 0 || n_s == 0) return at::zeros({}, step.per_sample_loss.options().requires_grad(false));
   at::Tensor sum;
-  if (mode == "efficient")
-    sum = penalty_sum_efficient(step.per_sample_loss, correct);
-  else if (mode == "naive")
+  if (mode == "efficient") {
+    sum = penalty_sum_efficient(step.per_sample_loss, correct, params_scope ? step.task_weight() : 0.0);
+  } else if (mode == "naive") {
     sum = penalty_sum_naive(step.per_sample_loss, correct);
-  else
+    if (params_scope) record_task_gradients_by_autograd(step);
+  } else {
     throw Error("gr-lora: unknown penalty mode '" + mode + "'");
+  }
   return sum * (gr_.reg / static_cast<double>(n_s));
 }
 
@@ -154,6 +194,11 @@ at::Tensor GrLoraMethod::extra_loss(StepInfo& step) {
 }
 
 void GrLoraMethod::set_rank_sum(RankSum sum) { sw_->sum_over_ranks = std::move(sum); }
+
+void GrLoraMethod::after_backward(StepInfo&) {
+  if (!gr_.params_scope()) return;
+  for (auto* l : gr_layers()) l->scale_task_gradients();
+}
 
 void GrLoraMethod::before_optimizer_step(StepInfo&, torch::optim::Optimizer&) {
   before_opt_ = Clock::now();

@@ -22,6 +22,7 @@ class GrLoraMethod : public LoraMethod {
   GrLoraMethod(LoraConfig cfg, GrLoraConfig gr);
   std::string name() const override { return "gr-lora"; }
   at::Tensor extra_loss(StepInfo& step) override;
+  void after_backward(StepInfo& step) override;  // scope "params": c onto A's and B's task gradients
   void before_optimizer_step(StepInfo& step, torch::optim::Optimizer& opt) override;
   void after_optimizer_step(StepInfo& step, torch::optim::Optimizer& opt) override;
   nlohmann::json epoch_stats() override;
@@ -35,10 +36,15 @@ class GrLoraMethod : public LoraMethod {
   // λ_reg · (1/|S|) Σ_{i∈S} Σ_modules (‖∇_A L_i‖² + ‖∇_B L_i‖²) for the last training forward, with
   // S = correct samples of `step`; `mode` "efficient" or "naive" (default: the configured one). A
   // scalar with a graph (differentiable w.r.t. every parameter), 0 when S is empty. Does not clear
-  // the record, so both modes can be evaluated on one forward (tests).
+  // the record, so both modes can be evaluated on one forward (tests). Scope "params": also records each
+  // layer's task gradients of A and B (GrLoraLayer::task_grad_A/B) for after_backward.
   at::Tensor penalty(const StepInfo& step, const std::string& mode = "") const;
   // The unscaled double sum Σ_{i∈S} Σ_modules (...) by each path; `correct` is S as a bool mask [B].
-  at::Tensor penalty_sum_efficient(const at::Tensor& per_sample_loss, const at::Tensor& correct) const;
+  // `task_weight` > 0: the δ pass is seeded with every row's loss instead of S's (row i of δ is ∂L_i/∂h'_i
+  // either way), and each layer's task gradients task_weight·Σ_i ∇_{A,B} L_i are recorded from it — the
+  // pass that gives the penalty its δ gives the task gradient too, with no sweep of its own.
+  at::Tensor penalty_sum_efficient(const at::Tensor& per_sample_loss, const at::Tensor& correct,
+                                   double task_weight = 0) const;
   at::Tensor penalty_sum_naive(const at::Tensor& per_sample_loss, const at::Tensor& correct) const;
 
   const GrLoraConfig& gr_config() const { return gr_; }
@@ -47,6 +53,7 @@ class GrLoraMethod : public LoraMethod {
 
  private:
   void clear_records();
+  void record_task_gradients_by_autograd(const StepInfo& step) const;
 
   GrLoraConfig gr_;
   c10::intrusive_ptr<GradScaleSwitch> sw_;
