@@ -135,14 +135,45 @@ TEST(PrefixStages, UseLiteReproducesForwardFromEveryCut) {
   }
 }
 
-TEST(PrefixStages, FamiliesWithoutStagesAreNeverCached) {
+// DeBERTa-v2 with relative attention (log buckets, c2p|p2c, LayerNorm'd relative embeddings).
+TEST(PrefixStages, DebertaReproducesForwardFromEveryCut) {
   ModelConfig c = lorakit::testing::oracle_config("deberta-v2");
+  c.relative_attention = true;  // DeBERTa-v3's settings
+  c.position_buckets = 8;
+  c.max_relative_positions = -1;
+  c.pos_att_type = {"p2c", "c2p"};
+  c.norm_rel_ebd = "layer_norm";
+  c.position_biased_input = false;
+  c.share_att_key = true;
+  c.num_hidden_layers = 3;
+  torch::manual_seed(7);
+  SequenceClassifier m(c);
+  m->init_weights();
+  // DeBERTa's embeddings are multiplied by the mask: zero at padded positions already.
+  check_every_cut(m, [](const TaskModelImpl::Stage& s) { return s.name == "deberta.embeddings"; });
+  const auto stages = m->prefix_stages();
+  EXPECT_EQ(stages.size(), 5u);  // embeddings, 3 layers, pooler
+  EXPECT_EQ(stages.back().name, "pooler");
+  // The relative embeddings feed every layer: training them leaves nothing above the embeddings to cache.
+  bool in_layer0 = false;
+  for (const auto& p : stages[1].module->named_parameters())
+    in_layer0 = in_layer0 || p.key().rfind("rel_embeddings.", 0) == 0;
+  EXPECT_TRUE(in_layer0);
+  for (auto& p : m->named_parameters()) p.value().set_requires_grad(p.key().rfind("classifier.", 0) == 0);
+  EXPECT_EQ(plan_prefix_cache(m, PrefixCacheMode::On).cut, 5);  // (Auto: not with the config's dropout)
+  m->named_parameters()["deberta.encoder.rel_embeddings.weight"].set_requires_grad(true);
+  EXPECT_EQ(plan_prefix_cache(m, PrefixCacheMode::On).cut, 1);
+}
+
+TEST(PrefixStages, FamiliesWithoutStagesAreNeverCached) {
+  ModelConfig c = lorakit::testing::oracle_config("bert");
+  c.head = "question-answering";
   SequenceClassifier m(c);
   EXPECT_TRUE(m->prefix_stages().empty());
   EXPECT_EQ(plan_prefix_cache(m, PrefixCacheMode::Auto).cut, 0);
   auto on = plan_prefix_cache(m, PrefixCacheMode::On);
   EXPECT_EQ(on.cut, 0);
-  EXPECT_NE(on.why_not.find("deberta-v2"), std::string::npos) << on.why_not;
+  EXPECT_NE(on.why_not.find("question-answering head"), std::string::npos) << on.why_not;
 }
 
 SequenceClassifier attached(double dropout, const std::string& method, const std::string& regex) {

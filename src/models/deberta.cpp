@@ -159,9 +159,13 @@ DebertaEncoderImpl::DebertaEncoderImpl(const ModelConfig& c) : cfg(c) {
   }
 }
 
-at::Tensor DebertaEncoderImpl::forward(const at::Tensor& x, const at::Tensor& attention_mask) {
+at::Tensor DebertaEncoderImpl::forward(const at::Tensor& x, const at::Tensor& attention_mask, int64_t from,
+                                       int64_t to) {
   const int64_t T = x.size(1);
-  at::Tensor m = attention_mask.to(at::kBool);
+  const int64_t L = static_cast<int64_t>(layer->size());
+  if (to < 0 || to > L) to = L;
+  at::Tensor m = attention_mask.defined() ? attention_mask.to(at::kBool)
+                                          : at::ones({x.size(0), T}, x.options().dtype(at::kBool));
   at::Tensor mask = (m.unsqueeze(1).unsqueeze(2) & m.unsqueeze(1).unsqueeze(3));  // [B, 1, T, T]
   at::Tensor rel_pos, rel_emb;
   if (cfg.relative_attention) {
@@ -170,7 +174,7 @@ at::Tensor DebertaEncoderImpl::forward(const at::Tensor& x, const at::Tensor& at
     if (LayerNorm) rel_emb = LayerNorm(rel_emb);
   }
   at::Tensor h = x;
-  for (const auto& l : *layer) h = l->as<DebertaLayerImpl>()->forward(h, mask, rel_pos, rel_emb);
+  for (int64_t i = from; i < to; ++i) h = layer->ptr(i)->as<DebertaLayerImpl>()->forward(h, mask, rel_pos, rel_emb);
   return h;
 }
 
@@ -191,9 +195,9 @@ DebertaPoolerImpl::DebertaPoolerImpl(const ModelConfig& c) : act(c.pooler_hidden
   dropout = register_module("dropout", torch::nn::Dropout(c.pooler_dropout));
 }
 
-at::Tensor DebertaPoolerImpl::forward(const at::Tensor& hidden) {
-  return apply_activation(act, dense(dropout(hidden.select(1, 0))));
-}
+at::Tensor DebertaPoolerImpl::forward(const at::Tensor& hidden) { return from_first(hidden.select(1, 0)); }
+
+at::Tensor DebertaPoolerImpl::from_first(const at::Tensor& first) { return apply_activation(act, dense(dropout(first))); }
 
 DebertaClassifierImpl::DebertaClassifierImpl(const ModelConfig& c) : TaskModelImpl(c) {
   base = register_module("deberta", DebertaModel(c));
@@ -206,6 +210,53 @@ DebertaClassifierImpl::DebertaClassifierImpl(const ModelConfig& c) : TaskModelIm
 at::Tensor DebertaClassifierImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                           const at::Tensor& token_type_ids) {
   return classifier(dropout(pooler(base(input_ids, attention_mask, token_type_ids))));
+}
+
+std::vector<TaskModelImpl::Stage> DebertaClassifierImpl::prefix_stages() {
+  std::vector<Stage> st;
+  st.push_back({"deberta.embeddings", base->embeddings.ptr(), true});
+  const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
+  // The relative embeddings (and their LayerNorm) feed every layer: layer 0's stage carries them, so that a
+  // cut above it needs them frozen too.
+  for (int64_t i = 0; i < L; ++i) {
+    std::shared_ptr<torch::nn::Module> mod = base->encoder->layer->ptr(i);
+    if (i == 0 && base->encoder->rel_embeddings) {
+      auto group = std::make_shared<torch::nn::Module>("DebertaLayerWithRelativeEmbeddings");
+      group->register_module("layer", mod);
+      group->register_module("rel_embeddings", base->encoder->rel_embeddings.ptr());
+      if (base->encoder->LayerNorm) group->register_module("LayerNorm", base->encoder->LayerNorm.ptr());
+      mod = group;
+    }
+    st.push_back({"deberta.encoder.layer." + std::to_string(i), mod, i + 1 < L});
+  }
+  st.push_back({"pooler", pooler.ptr(), false});
+  return st;
+}
+
+at::Tensor DebertaClassifierImpl::forward_to(int64_t k, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                             const at::Tensor& token_type_ids) {
+  const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
+  if (k < 1 || k > L + 2) throw Error("forward_to: cut " + std::to_string(k) + " is not in 1.." + std::to_string(L + 2));
+  at::Tensor mask = attention_mask.defined() ? attention_mask : at::ones_like(input_ids);
+  at::Tensor h = base->embeddings(input_ids, token_type_ids, mask);
+  if (k == 1) return h;
+  h = base->encoder->forward(h, mask, 0, std::min(k - 1, L));
+  if (k - 1 < L) return h;
+  at::Tensor first = h.select(1, 0);
+  return k == L + 1 ? first : pooler->from_first(first);
+}
+
+at::Tensor DebertaClassifierImpl::forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask,
+                                               const at::Tensor& /*token_type_ids: in the state already*/) {
+  const int64_t L = static_cast<int64_t>(base->encoder->layer->size());
+  at::Tensor pooled;
+  if (k <= L)
+    pooled = pooler->from_first(base->encoder->forward(state, attention_mask, k - 1).select(1, 0));
+  else if (k == L + 1)
+    pooled = pooler->from_first(state);
+  else
+    pooled = state;
+  return classifier(dropout(pooled));
 }
 
 void DebertaClassifierImpl::init_weights() { init_hf_weights(*this, cfg.initializer_range); }

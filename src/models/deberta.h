@@ -69,7 +69,8 @@ TORCH_MODULE(DebertaLayer);
 
 struct DebertaEncoderImpl : torch::nn::Module {
   explicit DebertaEncoderImpl(const ModelConfig& c);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& attention_mask);
+  // Layers [from, to) (to < 0: to the end); `attention_mask` [B, T] (undefined: every position attended).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& attention_mask, int64_t from = 0, int64_t to = -1);
   ModelConfig cfg;
   torch::nn::ModuleList layer{nullptr};
   torch::nn::Embedding rel_embeddings{nullptr};
@@ -89,6 +90,7 @@ TORCH_MODULE(DebertaModel);
 struct DebertaPoolerImpl : torch::nn::Module {
   explicit DebertaPoolerImpl(const ModelConfig& c);
   at::Tensor forward(const at::Tensor& hidden);
+  at::Tensor from_first(const at::Tensor& first);  // [B, H] = hidden[:, 0]
   std::string act;
   AdaptableLinear dense{nullptr};
   torch::nn::Dropout dropout{nullptr};
@@ -100,6 +102,13 @@ struct DebertaClassifierImpl : TaskModelImpl {
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                      const at::Tensor& token_type_ids) override;
   void init_weights() override;
+  // Stages: embeddings, every encoder layer (the last one's state is its first token, all the pooler reads),
+  // the pooler.
+  std::vector<Stage> prefix_stages() override;
+  at::Tensor forward_to(int64_t k, const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                        const at::Tensor& token_type_ids) override;
+  at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask,
+                          const at::Tensor& token_type_ids) override;
   DebertaModel base{nullptr};
   DebertaPooler pooler{nullptr};
   AdaptableLinear classifier{nullptr};

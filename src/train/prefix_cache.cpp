@@ -44,7 +44,11 @@ PrefixCachePlan plan_prefix_cache(SequenceClassifier& model, PrefixCacheMode mod
   const auto stages = model->prefix_stages();
   if (stages.empty()) {
     if (mode == PrefixCacheMode::On)
-      plan.why_not = "model_type '" + model->cfg.model_type + "' has no frozen-prefix stages (BERT, RoBERTa, DistilBERT, ViT and USE-lite do)";
+      plan.why_not = (model->cfg.is_question_answering() ? "the question-answering head on model_type '"
+                                                          : "model_type '") +
+                     model->cfg.model_type +
+                     "' has no frozen-prefix stages (the sequence classifiers of BERT, RoBERTa, DistilBERT, "
+                     "DeBERTa-v2, ViT and USE-lite do)";
     return plan;
   }
   int64_t cut = 0;
