@@ -6,6 +6,7 @@
 //   build/bench_step --arch deberta-v2 --method lora    # deberta-v3-base's attention settings
 //   build/bench_step --method full --layers 2
 //   build/bench_step --method gr-lora --opt gr_penalty=naive
+//   build/bench_step --method gr-lora --layers 2 --correct 28 --opt gr_penalty=naive   (|S| ≈ 28 of 32)
 //
 // Prints mean / min ms per optimizer step (after --warmup steps) and the process's peak RSS. Run one
 // method per process so that peak RSS belongs to that method.
@@ -49,6 +50,11 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup);
   app.add_option("--threads", threads);
   app.add_option("--opt", opts, "method option key=value (repeatable), as MethodOptions::extra");
+  int64_t correct = -1;
+  app.add_option("--correct", correct,
+                 "labels: the first N rows get the class an eval-mode forward of the initial model predicts, the others "
+                 "another (GR-LoRA's |S| ≈ N; its gr_correct_fraction stat says what the training forwards found); "
+                 "default random labels");
   app.add_flag("--json", json_out);
   app.add_flag("!--no-prune-last-layer", prune, "the last layer at every position, as train --no-prune-last-layer");
   app.add_flag("--bf16", bf16, "the forward in bf16 autocast, as train --bf16 (refused without AVX512-BF16 / AMX)");
@@ -135,6 +141,20 @@ int main(int argc, char** argv) {
   b.token_type_ids = at::zeros({batch, seq}, at::kLong);
   b.labels = at::randint(0, 2, {batch}, at::kLong);
   if (c.is_vit()) b.pixel_values = at::randn({batch, 3, image_size, image_size});
+  if (correct >= 0) {
+    if (correct > batch) {
+      fmt::print(stderr, "--correct {} is more than the batch ({})\n", correct, batch);
+      return 2;
+    }
+    torch::NoGradGuard ng;
+    model->eval();
+    at::Tensor pred = (c.is_vit() ? model->forward_pixels(b.pixel_values)
+                                  : model->forward(b.input_ids, b.attention_mask, b.token_type_ids))
+                          .argmax(-1);
+    model->train();
+    at::Tensor right = at::arange(batch, at::kLong).lt(correct);
+    b.labels = at::where(right, pred, (pred + 1) % c.num_labels);
+  }
 
   std::vector<double> ms;
   for (int i = 0; i < warmup + steps; ++i) {
