@@ -13,6 +13,7 @@
 
 #include "core/fileutil.h"
 #include "models/bert.h"
+#include "models/use_lite_task.h"
 #include "support/helpers.h"
 
 using lorakit::testing::read_jsonl;
@@ -195,18 +196,25 @@ std::vector<at::Tensor> lora_params(const GrLoraMethod& m) {
   return p;
 }
 
+void expect_paths_agree(GrLoraMethod& method, StepInfo& info, bool regression);
+
 void expect_efficient_equals_naive(bool regression, bool roberta = false) {
   GrFixture s = make_setup(regression, GrLoraConfig{}, 5, roberta);
   StepInfo info = forward_step(s);
+  expect_paths_agree(*s.method, info, regression);
+}
+
+// Penalty value and gradients of the efficient path against the naive one, on one forward.
+void expect_paths_agree(GrLoraMethod& method, StepInfo& info, bool regression) {
   const int64_t n_s = correct_mask(info.logits, info.labels, regression, 0.5).sum().item<int64_t>();
   ASSERT_GT(n_s, 0);
   ASSERT_LT(n_s, info.logits.size(0));  // S is a strict subset
-  at::Tensor pe = s.method->penalty(info, "efficient");
-  at::Tensor pn = s.method->penalty(info, "naive");
+  at::Tensor pe = method.penalty(info, "efficient");
+  at::Tensor pn = method.penalty(info, "naive");
   ASSERT_GT(pn.item<double>(), 0);
   EXPECT_LT(std::abs(pe.item<double>() - pn.item<double>()), 1e-5 * std::abs(pn.item<double>()))
       << pe.item<double>() << " vs " << pn.item<double>();
-  auto params = lora_params(*s.method);
+  auto params = lora_params(method);
   auto ge = torch::autograd::grad({pe}, params, {}, /*retain_graph=*/true, false, /*allow_unused=*/true);
   auto gn = torch::autograd::grad({pn}, params, {}, /*retain_graph=*/true, false, /*allow_unused=*/true);
   ASSERT_EQ(ge.size(), gn.size());
@@ -225,6 +233,49 @@ void expect_efficient_equals_naive(bool regression, bool roberta = false) {
 TEST(GrLoraPenalty, EfficientEqualsNaiveClassification) { expect_efficient_equals_naive(false); }
 TEST(GrLoraPenalty, EfficientEqualsNaiveRegression) { expect_efficient_equals_naive(true); }
 TEST(GrLoraPenalty, EfficientEqualsNaiveRobertaRsloraRegexTargets) { expect_efficient_equals_naive(false, true); }
+
+// USE-lite's bi-encoder runs each pair as two encoder rows (its sentences, stacked block-wise: rows i and B + i),
+// so one example's per-sample gradient gathers both; the naive loop's autograd sees that by construction.
+TEST(GrLoraPenalty, EfficientEqualsNaiveOnUseLitePairs) {
+  torch::manual_seed(8);
+  ModelConfig c = use_lite_model_config(3, "bi-encoder");  // random weights of the real architecture
+  SequenceClassifier model(c);
+  model->init_weights();
+  model->to(at::kDouble);
+  LoraConfig lc;
+  lc.r = 3;
+  lc.lora_alpha = 6;
+  lc.lora_dropout = 0.25;
+  lc.target_modules = c.default_lora_targets();
+  GrLoraMethod method(lc, GrLoraConfig{});
+  method.attach(model);
+  {
+    torch::NoGradGuard g;
+    for (auto* l : method.gr_layers()) l->lora_B->weight.normal_(0.0, 0.2);
+  }
+  ASSERT_FALSE(method.gr_layers().empty());
+  const int64_t B = 6, T = 9;
+  const std::vector<int64_t> len = {9, 7, 9, 5, 8, 6}, len_a = {4, 3, 6, 2, 4, 3};
+  at::Tensor ids = at::randint(5, c.vocab_size, {B, T}, at::kLong);
+  at::Tensor mask = at::zeros({B, T}, at::kLong), tt = at::zeros({B, T}, at::kLong);
+  for (int64_t r = 0; r < B; ++r)
+    for (int64_t t = 0; t < len[r]; ++t) {
+      mask[r][t] = 1;
+      tt[r][t] = t >= len_a[r] ? 1 : 0;
+    }
+  model->train();
+  torch::manual_seed(17);
+  auto task = make_task("mnli");
+  StepInfo info;
+  info.logits = model->forward(ids, mask, tt);
+  info.task = task.get();
+  ASSERT_EQ(method.gr_layers().front()->rec_x.size(0), 2 * B);  // the encoder saw both sentences as rows
+  at::Tensor wrong = at::tensor({0, 1, 0, 1, 1, 0}, at::kLong);
+  info.labels = (info.logits.detach().argmax(-1) + wrong) % info.logits.size(1);
+  info.per_sample_loss = per_sample_loss(info.logits, info.labels, false);
+  info.task_loss = info.per_sample_loss.mean();
+  expect_paths_agree(method, info, false);
+}
 
 // The penalty uses true per-sample gradients: its value must not depend on the scaling (which would
 // otherwise enter through the scaled branches of the layers above each module).
@@ -315,6 +366,7 @@ TEST(GrLoraConfigTest, FromJsonAndRegistry) {
   EXPECT_EQ(dynamic_cast<GrLoraMethod*>(p.get())->extra_config()["gr_lora"]["gr_scale_scope"], "params");
   EXPECT_EQ(GrLoraConfig::from_json(GrLoraConfig::from_json(mo.extra).to_json()).scope, "params");
   EXPECT_EQ(GrLoraConfig::from_json(nlohmann::json::object()).scope, "branch");  // a run saved before the flag
+  EXPECT_FALSE(GrLoraConfig{}.to_json().contains("gr_scale_scope"));  // the default describes as before the flag
   mo.extra = {{"gr_scale_scope", "module"}};
   EXPECT_THROW(make_method("gr-lora", mo), Error);
 }

@@ -17,6 +17,7 @@
 #include "tasks/classification.h"
 #include "text/metrics.h"
 #include "train/trainer.h"
+#include "tuners/lora/model.h"
 #include "tuners/registry.h"
 
 using namespace lorakit;
@@ -92,7 +93,7 @@ struct Poisonable {
   at::Tensor embedding;  // bert.embeddings.word_embeddings.weight
 };
 
-Poisonable make_setup(const TempDir& d) {
+Poisonable make_setup(const TempDir& d, std::unique_ptr<Method> method = nullptr) {
   ModelConfig c = lorakit::testing::oracle_config("bert");
   c.hidden_dropout_prob = 0;
   c.attention_probs_dropout_prob = 0;
@@ -104,7 +105,7 @@ Poisonable make_setup(const TempDir& d) {
   mo.lora.r = 4;
   mo.lora.target_modules = {"query", "value"};
   mo.lora.modules_to_save = {"classifier"};
-  s.method = make_method("lora", mo);
+  s.method = method ? std::move(method) : make_method("lora", mo);
   torch::manual_seed(1);
   s.method->attach(s.lm.model);
   s.embedding = s.lm.model->named_parameters(true)["bert.embeddings.word_embeddings.weight"];
@@ -149,6 +150,60 @@ TEST(NonFinite, StepWithNaNLossMakesNoUpdateAndTheNextOneDoes) {
     moved = moved || !v.equal(before.at(k));
   }
   EXPECT_TRUE(moved);
+}
+
+// Method::after_backward: called once per step that ran a backward (not for a skipped one), on the gradients as the
+// backward left them, before clipping (GR-LoRA's --gr-scale-scope params corrects them there).
+class HookProbe : public LoraMethod {
+ public:
+  using LoraMethod::LoraMethod;
+  int after_backward_calls = 0;
+  double norm_at_hook = -1, norm_before_step = -1;
+  void after_backward(StepInfo&) override {
+    ++after_backward_calls;
+    norm_at_hook = grad_norm();
+  }
+  void before_optimizer_step(StepInfo&, torch::optim::Optimizer&) override { norm_before_step = grad_norm(); }
+  SequenceClassifier* model = nullptr;
+
+ private:
+  double grad_norm() const {
+    double sq = 0;
+    for (auto& p : (*model)->parameters())
+      if (p.grad().defined()) sq += p.grad().square().sum().item<double>();
+    return std::sqrt(sq);
+  }
+};
+
+TEST(NonFinite, AfterBackwardRunsOncePerTakenStepBeforeClipping) {
+  TempDir d;
+  LoraConfig lc;
+  lc.r = 4;
+  lc.target_modules = {"query", "value"};
+  lc.modules_to_save = {"classifier"};
+  auto probe = std::make_unique<HookProbe>(lc);
+  HookProbe& p = *probe;
+  Poisonable s = make_setup(d, std::move(probe));
+  p.model = &s.lm.model;
+  RowsTask task;
+  TrainConfig tc;
+  tc.lr = 1e-2;
+  tc.warmup_steps = 0;
+  tc.max_grad_norm = 1e-6;  // clipping certainly scales
+  StepRunner runner(s.lm.model, *s.method, task, tc, 10, 0);
+  RowsDataset rows({0});
+  {
+    torch::NoGradGuard ng;
+    s.embedding[100].fill_(kNaN);
+  }
+  EXPECT_TRUE(runner.step(rows.collate({0, 1, 2, 3}), 1).skipped);
+  EXPECT_EQ(p.after_backward_calls, 0);
+  EXPECT_FALSE(runner.step(rows.collate({4, 5, 6, 7}), 1).skipped);
+  EXPECT_EQ(p.after_backward_calls, 1);
+  EXPECT_GT(p.norm_at_hook, 1e-3);                 // the backward's gradients
+  EXPECT_NEAR(p.norm_before_step, 1e-6, 1e-7);     // clipped after the hook
+  EXPECT_FALSE(runner.step(rows.collate({4, 5, 6, 7}), 1).skipped);
+  EXPECT_EQ(p.after_backward_calls, 2);
 }
 
 TEST(NonFinite, TrainerSkipsCountsAndStopsAfterMaxBadSteps) {

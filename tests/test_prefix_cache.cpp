@@ -163,6 +163,18 @@ TEST(PrefixStages, DebertaReproducesForwardFromEveryCut) {
   EXPECT_EQ(plan_prefix_cache(m, PrefixCacheMode::On).cut, 5);  // (Auto: not with the config's dropout)
   m->named_parameters()["deberta.encoder.rel_embeddings.weight"].set_requires_grad(true);
   EXPECT_EQ(plan_prefix_cache(m, PrefixCacheMode::On).cut, 1);
+  // Padded positions are masked as queries too, so their values depend on how far the batch pads: a cache
+  // cannot hold them per row (GR-LoRA's norms read them).
+  EXPECT_FALSE(m->prefix_cache_keeps_padding());
+  m->eval();
+  torch::NoGradGuard ng;
+  for (auto& p : m->parameters()) p.add_(at::randn_like(p) * 0.1);  // weights of a trained model's size
+  auto in = lorakit::testing::padded_inputs(m->cfg, 12);
+  auto wider = [](const at::Tensor& t, int64_t fill) { return at::cat({t, at::full({t.size(0), 4}, fill, t.options())}, 1); };
+  at::Tensor a = m->forward_to(2, in.ids, in.mask, in.tt);
+  at::Tensor b = m->forward_to(2, wider(in.ids, m->cfg.pad_token_id), wider(in.mask, 0), wider(in.tt, 0));
+  EXPECT_LE(max_diff(a[0], b[0].narrow(0, 0, 12)), 1e-5);                 // a real row: the same
+  EXPECT_GT(max_diff(a[1].narrow(0, 9, 3), b[1].narrow(0, 9, 3)), 1e-3);  // its padded positions: not
 }
 
 TEST(PrefixStages, FamiliesWithoutStagesAreNeverCached) {

@@ -190,6 +190,27 @@ TEST_F(ResumeCli, ResumeRefusesOtherFlagsByName) {
   EXPECT_NE(r4.output.find("holds no training checkpoint"), std::string::npos) << r4.output;
 }
 
+// A checkpoint written before a flag existed has no value for it: it resumes under a run that leaves the flag
+// at its default, and is refused, naming the flag, under one that sets it otherwise.
+TEST_F(ResumeCli, ACheckpointFromBeforeAFlagExistedResumesAtItsDefault) {
+  TempDir d;
+  const std::string out = d.file("run");
+  auto r = run_command("LORAKIT_FAULT=step:4 " + train_cmd("--method gr-lora --r 4", out));
+  ASSERT_EQ(r.exit_code, 128 + SIGKILL) << r.output;
+  const std::string state = out + "/checkpoint/trainer_state.json";
+  auto j = nlohmann::json::parse(read_text_file(state));
+  ASSERT_TRUE(j["flags"].contains("--gr-scale-scope")) << j["flags"].dump();
+  j["flags"].erase("--gr-scale-scope");
+  lorakit::testing::write_text(state, j.dump());
+  auto other = run_command(train_cmd("--method gr-lora --r 4 --gr-scale-scope params", out) + " --resume");
+  EXPECT_EQ(other.exit_code, 1) << other.output;
+  EXPECT_NE(other.output.find("--gr-scale-scope 'params' (the checkpoint's run: (not set))"), std::string::npos)
+      << other.output;
+  auto same = run_command(train_cmd("--method gr-lora --r 4", out) + " --resume");
+  EXPECT_EQ(same.exit_code, 0) << same.output;
+  EXPECT_TRUE(file_exists(out + "/last/adapter_model.safetensors"));
+}
+
 // --resume compares the precision a run computes in, not how it was spelt: a checkpoint written by
 // --precision fp32 goes on under `auto` exactly where auto is fp32 (a CPU without bf16 instructions) and is
 // refused, naming the precision, where auto is bf16.

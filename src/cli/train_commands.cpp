@@ -78,7 +78,8 @@ std::vector<std::pair<std::string, T>> parse_pattern(const std::string& spec, co
 
 // The flags that decide a run, name → value as given (or the default), for --resume's check. Flags that
 // only say how to run it (--out, --threads, --no-progress, --save-steps, --resume) may differ.
-nlohmann::json run_flags_of(const CLI::App& cmd) {
+// defaults_only: every such flag's default, whatever was given.
+nlohmann::json run_flags_of(const CLI::App& cmd, bool defaults_only = false) {
   static const std::set<std::string> free = {"--help",        "--out",       "--threads",       "--no-progress",
                                              "--save-steps",  "--resume",    "--nproc",         "--rank",
                                              "--world-size",  "--master-addr", "--master-port", "--dist-timeout"};
@@ -88,7 +89,7 @@ nlohmann::json run_flags_of(const CLI::App& cmd) {
     const std::string name = "--" + opt->get_lnames().front();
     if (free.count(name)) continue;
     std::string v;
-    if (opt->count()) {
+    if (opt->count() && !defaults_only) {
       for (auto& r : opt->results()) v += (v.empty() ? "" : ",") + r;
     } else {
       v = opt->get_default_str();
@@ -239,6 +240,7 @@ void add_train(CLI::App& app) {
     o->t.run_flags = run_flags_of(*cmd);  // the precision as resolved is added by the trainer, not its spelling
     o->t.run_flags.erase("--precision");
     o->t.run_flags.erase("--bf16");
+    o->t.run_flag_defaults = run_flags_of(*cmd, /*defaults_only=*/true);
     if (rank0 && o->precision == "auto")
       fmt::print(stderr, "lorakit: precision {} ({}; --precision fp32|bf16 chooses)\n", o->t.bf16 ? "bf16" : "fp32",
                  precision_why);

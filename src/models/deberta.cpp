@@ -229,7 +229,7 @@ std::vector<TaskModelImpl::Stage> DebertaClassifierImpl::prefix_stages() {
     }
     st.push_back({"deberta.encoder.layer." + std::to_string(i), mod, i + 1 < L});
   }
-  st.push_back({"pooler", pooler.ptr(), false});
+  st.push_back({"pooler", pooler.ptr(), false, cfg.pooler_hidden_size > 0 ? cfg.pooler_hidden_size : cfg.hidden_size});
   return st;
 }
 

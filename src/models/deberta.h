@@ -109,6 +109,9 @@ struct DebertaClassifierImpl : TaskModelImpl {
                         const at::Tensor& token_type_ids) override;
   at::Tensor forward_from(int64_t k, const at::Tensor& state, const at::Tensor& attention_mask,
                           const at::Tensor& token_type_ids) override;
+  // DeBERTa masks padded positions as queries too: a padded row's scores are all masked, its softmax is uniform
+  // over the batch's padded length, so from layer 0 on its values depend on the batch, not on the row alone.
+  bool prefix_cache_keeps_padding() const override { return false; }
   DebertaModel base{nullptr};
   DebertaPooler pooler{nullptr};
   AdaptableLinear classifier{nullptr};

@@ -9,7 +9,8 @@
 //                               an error when there is no frozen prefix or it does not fit
 //   --cache-frozen-prefix off
 //
-// Families opt in through TaskModelImpl::prefix_stages (BERT, RoBERTa, DistilBERT, ViT and USE-lite today).
+// Families opt in through TaskModelImpl::prefix_stages (the sequence classifiers of BERT, RoBERTa, DistilBERT,
+// DeBERTa-v2, ViT and USE-lite; not the question-answering heads).
 #pragma once
 #include <cstdint>
 #include <memory>

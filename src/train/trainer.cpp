@@ -471,7 +471,8 @@ nlohmann::json resume_spec(const TrainConfig& cfg, const Method& method, const T
   return j;
 }
 
-void check_same_run(const std::string& where, const nlohmann::json& saved, const nlohmann::json& now) {
+void check_same_run(const std::string& where, const nlohmann::json& saved, const nlohmann::json& now,
+                    const nlohmann::json& defaults) {
   std::vector<std::string> diffs;
   std::set<std::string> keys;
   for (auto& [k, v] : saved.items()) keys.insert(k);
@@ -483,6 +484,8 @@ void check_same_run(const std::string& where, const nlohmann::json& saved, const
   for (auto& k : keys) {
     const nlohmann::json a = saved.contains(k) ? saved[k] : nlohmann::json();
     const nlohmann::json b = now.contains(k) ? now[k] : nlohmann::json();
+    // A flag newer than the checkpoint: the same run when this one leaves it at its default.
+    if (!saved.contains(k) && defaults.contains(k) && same_value(defaults[k], b)) continue;
     if (!same_value(a, b)) diffs.push_back(fmt::format("{} {} (the checkpoint's run: {})", k, show(b), show(a)));
   }
   if (diffs.empty()) return;
@@ -600,7 +603,7 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
                   " holds no training checkpoint (none was written yet, or --out is another run's); run without "
                   "--resume to start");
     const nlohmann::json& st = ck->state;
-    check_same_run(ck->dir, st.value("flags", nlohmann::json::object()), spec);
+    check_same_run(ck->dir, st.value("flags", nlohmann::json::object()), spec, cfg.run_flag_defaults);
     try {
       step = st.at("step").get<int64_t>();
       start_epoch = st.at("epoch").get<int64_t>();
@@ -655,8 +658,8 @@ TrainResult train(LoadedModel& base, Method& method, const Task& task, const Tas
     if (plan.cut > 0 && method.reads_padded_positions() && !model->prefix_cache_keeps_padding() &&
         model->prefix_stages()[static_cast<size_t>(plan.cut - 1)].per_token) {
       plan.cut = 0;
-      plan.why_not = method.name() + " reads padded positions, which " + model->cfg.model_type +
-                     " pads per batch (not per row), so its states cannot be cached per row";
+      plan.why_not = method.name() + " reads padded positions, whose values " + model->cfg.model_type +
+                     " makes depend on the batch (not on the row alone), so its states cannot be cached per row";
     }
     if (plan.cut == 0 && !plan.why_not.empty()) {
       if (mode == PrefixCacheMode::On) throw Error("--cache-frozen-prefix on: " + plan.why_not);

@@ -60,6 +60,9 @@ struct TrainConfig {
   // The settings that decide the run beyond the fields above (the CLI's flags: model, data, method, ...),
   // name → value; a resumed run must have the same. Values that are numbers in words compare as numbers.
   nlohmann::json run_flags = nlohmann::json::object();
+  // Each run flag's value when not given. A checkpoint written before a flag existed lacks it, and matches a run
+  // that leaves it at this default.
+  nlohmann::json run_flag_defaults = nlohmann::json::object();
   // Data parallelism (not owned; null or one rank: a single process). Every rank takes its slice of each
   // global batch, gradients are summed over ranks before clipping, only rank 0 writes. docs/distributed.md.
   Dist* dist = nullptr;

@@ -26,7 +26,9 @@ nlohmann::json GrLoraConfig::to_json() const {
   j["gr_scale"] = scale;
   j["gr_eps"] = eps;
   j["gr_max_scale"] = max_scale;
-  j["gr_scale_scope"] = scope;
+  // Written only when not the default: runs and checkpoints from before the flag existed (no key, "branch")
+  // then describe and compare the same as a default run now.
+  if (scope != "branch") j["gr_scale_scope"] = scope;
   j["gr_no_penalty"] = !penalty;
   j["gr_reg"] = reg;
   j["gr_tau"] = tau;

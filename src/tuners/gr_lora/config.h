@@ -31,7 +31,8 @@ struct GrLoraConfig {
   nlohmann::json to_json() const;
   // Keys are the CLI flags' names: gr_scale, gr_eps, gr_max_scale, gr_no_scaling, gr_reg, gr_tau,
   // gr_no_penalty, gr_penalty ("efficient" | "naive"), gr_scale_scope ("branch" | "params") and gr_profile. from_json reads what the flags
-  // write (absent keys keep their defaults); to_json writes every setting, so the two round-trip.
+  // write (absent keys keep their defaults); to_json writes every setting (gr_scale_scope only when "params"),
+  // so the two round-trip.
   static GrLoraConfig from_json(const nlohmann::json& j);
 };
 

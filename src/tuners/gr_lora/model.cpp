@@ -88,8 +88,21 @@ at::Tensor GrLoraMethod::penalty_sum_efficient(const at::Tensor& per_sample_loss
       l->task_grad_B = at::matmul(dt.t(), at::matmul(xt, A.detach().t())) * f;  // [d_out, R]
       l->task_grad_A = at::matmul(at::matmul(dt, B.detach()).t(), xt) * f;      // [R, d_in]
     }
-    at::Tensor d = all ? deltas[m] : deltas[m].index_select(0, idx);
-    at::Tensor x = all ? l->rec_x : l->rec_x.index_select(0, idx);
+    // [|S|, k·T, width]: example i's rows of a record. A model that runs an example as k encoder rows stacks
+    // them block-wise, row j·B + i being example i's j-th (USE-lite's bi-encoder: its two sentences), so the
+    // example's per-sample gradient sums over all k of them.
+    auto per_example = [&](const at::Tensor& t, int64_t width) {
+      const int64_t rows = t.size(0);
+      if (rows % batch != 0)
+        throw Error("gr-lora: a recorded branch has " + std::to_string(rows) + " rows for a batch of " +
+                    std::to_string(batch) + " examples");
+      const int64_t k = rows / batch;
+      at::Tensor e = k == 1 ? t.reshape({batch, -1, width})
+                            : t.reshape({k, batch, -1, width}).transpose(0, 1).reshape({batch, -1, width});
+      return all ? e : e.index_select(0, idx);
+    };
+    at::Tensor d = per_example(deltas[m], d_out);
+    at::Tensor x = per_example(l->rec_x, d_in);
     // Under --bf16 the recorded branch ran in bf16 autocast: the penalty's own arithmetic is fp32.
     if (d.scalar_type() != A.scalar_type()) d = d.to(A.scalar_type());
     if (x.scalar_type() != A.scalar_type()) x = x.to(A.scalar_type());
