@@ -251,8 +251,7 @@ StepRunner::Out StepRunner::step(const Batch& b, int64_t epoch, int64_t global_r
     info.param_share = 1.0 / dist->world_size();
     info.global_count = [dist](int64_t n) { return dist->sum(n); };
   } else {
-    info.task_loss = info.per_sample_loss.mean();
-    info.sample_weight = 1.0 / static_cast<double>(std::max<int64_t>(1, info.per_sample_loss.size(0)));
+    info.task_loss = info.per_sample_loss.mean();  // sample_weight left 0: StepInfo::task_weight() reads it as 1/B
   }
   at::Tensor extra = m.method.extra_loss(info);
   at::Tensor loss = extra.defined() ? info.task_loss + extra : info.task_loss;

@@ -14,6 +14,16 @@ c10::intrusive_ptr<GradScaleSwitch> new_switch() { return c10::make_intrusive<Gr
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
+// Every layer's A and B, in layer order (A, B, A, B, ...).
+std::vector<at::Tensor> adapter_params(const std::vector<GrLoraLayer*>& layers) {
+  std::vector<at::Tensor> p;
+  p.reserve(2 * layers.size());
+  for (auto* l : layers) {
+    p.push_back(l->lora_A->weight);
+    p.push_back(l->lora_B->weight);
+  }
+  return p;
+}
 }  // namespace
 
 GrLoraMethod::GrLoraMethod(LoraConfig cfg, GrLoraConfig gr)
@@ -66,6 +76,19 @@ at::Tensor GrLoraMethod::penalty_sum_efficient(const at::Tensor& per_sample_loss
                                    /*allow_unused=*/true);
   }
   ph_.delta_grad += seconds_since(t0);
+  // [|S|, k·T, width]: example i's rows of a record. A model that runs an example as k encoder rows stacks
+  // them block-wise, row j·B + i being example i's j-th (USE-lite's bi-encoder: its two sentences), so the
+  // example's per-sample gradient sums over all k of them.
+  auto per_example = [&](const at::Tensor& t, int64_t width) {
+    const int64_t rows = t.size(0);
+    if (rows % batch != 0)
+      throw Error("gr-lora: a recorded branch has " + std::to_string(rows) + " rows for a batch of " +
+                  std::to_string(batch) + " examples");
+    const int64_t k = rows / batch;
+    at::Tensor e = k == 1 ? t.reshape({batch, -1, width})
+                          : t.reshape({k, batch, -1, width}).transpose(0, 1).reshape({batch, -1, width});
+    return all ? e : e.index_select(0, idx);
+  };
   at::Tensor total;
   for (size_t m = 0; m < layers.size(); ++m) {
     auto* l = layers[m];
@@ -88,26 +111,11 @@ at::Tensor GrLoraMethod::penalty_sum_efficient(const at::Tensor& per_sample_loss
       l->task_grad_B = at::matmul(dt.t(), at::matmul(xt, A.detach().t())) * f;  // [d_out, R]
       l->task_grad_A = at::matmul(at::matmul(dt, B.detach()).t(), xt) * f;      // [R, d_in]
     }
-    // [|S|, k·T, width]: example i's rows of a record. A model that runs an example as k encoder rows stacks
-    // them block-wise, row j·B + i being example i's j-th (USE-lite's bi-encoder: its two sentences), so the
-    // example's per-sample gradient sums over all k of them.
-    auto per_example = [&](const at::Tensor& t, int64_t width) {
-      const int64_t rows = t.size(0);
-      if (rows % batch != 0)
-        throw Error("gr-lora: a recorded branch has " + std::to_string(rows) + " rows for a batch of " +
-                    std::to_string(batch) + " examples");
-      const int64_t k = rows / batch;
-      at::Tensor e = k == 1 ? t.reshape({batch, -1, width})
-                            : t.reshape({k, batch, -1, width}).transpose(0, 1).reshape({batch, -1, width});
-      return all ? e : e.index_select(0, idx);
-    };
-    at::Tensor d = per_example(deltas[m], d_out);
-    at::Tensor x = per_example(l->rec_x, d_in);
+    at::Tensor d = per_example(deltas[m], d_out);  // [|S|, k·T, d_out]
+    at::Tensor x = per_example(l->rec_x, d_in);    // [|S|, k·T, d_in]   (x̃: the forward's dropped-out input)
     // Under --bf16 the recorded branch ran in bf16 autocast: the penalty's own arithmetic is fp32.
     if (d.scalar_type() != A.scalar_type()) d = d.to(A.scalar_type());
     if (x.scalar_type() != A.scalar_type()) x = x.to(A.scalar_type());
-    d = d.reshape({n_s, -1, d_out});  // [|S|, T, d_out]
-    x = x.reshape({n_s, -1, d_in});   // [|S|, T, d_in]   (x̃: the forward's dropped-out input)
     at::Tensor u = at::matmul(x, A.t());                                     // [|S|, T, R]
     at::Tensor grad_B = at::bmm(d.transpose(1, 2), u) * l->scaling;          // [|S|, d_out, R] = s·δᵢᵀ uᵢ
     at::Tensor grad_A = at::bmm(at::matmul(d, B).transpose(1, 2), x) * l->scaling;  // [|S|, R, d_in] = s·(δᵢB)ᵀ x̃ᵢ
@@ -119,11 +127,7 @@ at::Tensor GrLoraMethod::penalty_sum_efficient(const at::Tensor& per_sample_loss
 }
 
 at::Tensor GrLoraMethod::penalty_sum_naive(const at::Tensor& per_sample_loss, const at::Tensor& correct) const {
-  std::vector<at::Tensor> params;
-  for (auto* l : gr_layers()) {
-    params.push_back(l->lora_A->weight);
-    params.push_back(l->lora_B->weight);
-  }
+  const std::vector<at::Tensor> params = adapter_params(gr_layers());
   at::Tensor idx = correct.nonzero().squeeze(1);
   auto acc = idx.accessor<int64_t, 1>();
   at::Tensor total;
@@ -150,11 +154,7 @@ at::Tensor GrLoraMethod::penalty_sum_naive(const at::Tensor& per_sample_loss, co
 // path is the reference, not the fast one). No scaling node is on the graph under scope "params".
 void GrLoraMethod::record_task_gradients_by_autograd(const StepInfo& step) const {
   const auto layers = gr_layers();
-  std::vector<at::Tensor> params;
-  for (auto* l : layers) {
-    params.push_back(l->lora_A->weight);
-    params.push_back(l->lora_B->weight);
-  }
+  const std::vector<at::Tensor> params = adapter_params(layers);
   auto g = torch::autograd::grad({step.task_loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/false,
                                  /*allow_unused=*/true);
   for (size_t k = 0; k < layers.size(); ++k) {
